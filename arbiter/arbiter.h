@@ -1,0 +1,64 @@
+// arbiter/: the launcher that becomes the arbiter. Command line, environment and configuration, the
+// banner, binding the listeners, forking workers and supervising them. Knows nothing of HTTP or
+// Python: a worker is a function it calls in a child (worker/worker.h).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace arbiter {
+
+// The command line of CONTRACT.md 1.2. Absent flags stay empty.
+struct Flags {
+  std::optional<std::string> entry_script;
+  std::optional<std::string> model_dir;
+  std::optional<std::string> appinsights_instrumentation_key;
+  std::optional<int> port;
+  std::optional<int> health_port;
+  std::optional<int> worker_count;
+  std::optional<std::string> access_control_allow_origins;
+  std::optional<std::string> config_file;
+  bool rest = false;
+};
+
+struct CommandLine {
+  enum class Outcome { run, exit } outcome = Outcome::run;
+  int exit_code = 0;
+  std::string out;  // text for stdout (help, or the options list after an error)
+  std::string err;  // text for stderr (usage and the error)
+  Flags flags;
+};
+
+// Parses argv the way the reference's argparse does: messages, streams and exit codes of CONTRACT.md
+// 1.2, except that -h/--help exits 0 (DIFFERENCES.md).
+CommandLine parse_command_line(int argc, const char* const* argv);
+
+// What the launcher decided after merging flags into the environment (CONTRACT.md 1.3).
+struct Launch {
+  int port = 5001;
+  int health_port = 5001;
+  bool separate_health = false;
+  int worker_count = 1;
+  std::vector<std::string> notices;  // plain prints that precede the banner
+  std::string error;                 // non-empty: refuse to start (exit 1) with this message
+};
+
+// Writes the environment variables the workers read and validates them. Reads and writes the real
+// process environment, as the reference does, so every worker inherits the result.
+Launch apply_flags_to_environment(const Flags& flags, const std::string& cwd);
+
+// The start-up banner of CONTRACT.md 1.7, from the environment apply_flags_to_environment() wrote.
+std::string banner(const Launch& launch);
+
+struct WorkerProgram {
+  std::string interpreter;
+  std::string package_dir;
+};
+
+// Binds the listeners, forks the workers and supervises them until a stop signal or a boot failure.
+// Returns the process exit code: 0 after a stop, 1 when a port cannot be bound, 3 when a worker
+// failed to boot.
+int serve(const Launch& launch, const WorkerProgram& program);
+
+}  // namespace arbiter

@@ -1,0 +1,68 @@
+// azmlinfsrv: parse the command line, set up the environment, print the banner, become the arbiter.
+#include <limits.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "../log/log.h"
+#include "arbiter.h"
+
+namespace {
+
+// The Python package ships in the source tree (a build-tree binary) or beside the installed binary.
+std::string find_package_dir() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && exe.parent_path() == fs::path(AZMLINFSRV_BUILD_DIR)) return AZMLINFSRV_SOURCE_PACKAGE_DIR;
+  if (!ec) {
+    fs::path relative = exe.parent_path() / AZMLINFSRV_INSTALLED_PACKAGE_DIR_FROM_BINDIR;
+    if (fs::exists(relative / "azureml_inference_server_http" / "__init__.py", ec))
+      return fs::weakly_canonical(relative, ec).string();
+  }
+  return AZMLINFSRV_INSTALLED_PACKAGE_DIR;
+}
+
+std::string current_directory() {
+  char buf[PATH_MAX];
+  return getcwd(buf, sizeof buf) ? std::string(buf) : std::string(".");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  arbiter::CommandLine cli = arbiter::parse_command_line(argc, argv);
+  if (cli.outcome == arbiter::CommandLine::Outcome::exit) {
+    std::cerr << cli.err << std::flush;
+    std::cout << cli.out << std::flush;
+    return cli.exit_code;
+  }
+
+  std::string package_dir = find_package_dir();
+  logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
+                 "Loaded logging config from " + package_dir + "/azureml_inference_server_http/logging.json");
+  if (!cli.flags.entry_script && !cli.flags.config_file) {
+    logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv", "Error!");
+    logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
+                   "Either provide an entry_script using --entry_script or provide a path to the configuration file "
+                   "using --config_file");
+    return 1;
+  }
+
+  arbiter::Launch launch = arbiter::apply_flags_to_environment(cli.flags, current_directory());
+  if (!launch.error.empty()) {
+    logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv", launch.error);
+    return 1;
+  }
+  std::string notices;
+  for (const std::string& line : launch.notices) notices += line + "\n";
+  // One write each, before any fork, so no worker inherits unwritten output.
+  logline::write_raw(logline::Stream::out, notices);
+  logline::write_raw(logline::Stream::out, arbiter::banner(launch));
+
+  arbiter::WorkerProgram program;
+  program.interpreter = AZMLINFSRV_PYTHON;
+  program.package_dir = package_dir;
+  return arbiter::serve(launch, program);
+}

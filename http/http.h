@@ -1,0 +1,112 @@
+// http/: HTTP/1.1 on llhttp. Request parsing with limits, response writing, status texts and the
+// contract's header rules (request ids). Knows nothing of sockets or Python: bytes in, bytes out.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace http {
+
+// Defaults are gunicorn's (CONTRACT.md 2.1) plus the body limit of DIFFERENCES.md.
+struct Limits {
+  size_t max_request_line = 4094;
+  size_t max_header_field = 8190;  // one "Name: value" line
+  size_t max_header_count = 100;
+  size_t max_body = size_t{100} << 20;
+};
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+struct Request {
+  std::string method;  // "GET", as llhttp names it
+  std::string target;  // the request-target exactly as sent: "/score?a=1"
+  std::vector<Header> headers;
+  std::string body;    // de-chunked
+  int version_major = 1;
+  int version_minor = 1;
+  bool keep_alive = true;
+  bool expects_continue = false;
+
+  std::string_view path() const;   // target before '?', not decoded
+  std::string_view query() const;  // target after '?', raw; empty when none
+  // First header with this name (ASCII case-insensitive), or nullptr.
+  const std::string* find_header(std::string_view name) const;
+};
+
+// A request the parser rejected: the status to answer with and a message for the client.
+struct ParseError {
+  int status = 0;
+  std::string message;
+};
+
+enum class ParseStatus {
+  need_more,      // all bytes consumed, the request is incomplete
+  head_complete,  // the head is parsed: the caller may answer "100 Continue"; call feed() again
+  request_ready,  // a whole request is in request(); later bytes were not consumed
+  error,          // see error(); the connection must be closed after answering
+};
+
+// Incremental request parser. It stops after each complete request so that pipelined requests are
+// answered in order: the caller handles request(), calls next(), then feeds the unconsumed bytes.
+class Parser {
+ public:
+  explicit Parser(const Limits& limits);
+  ~Parser();
+  Parser(const Parser&) = delete;
+  Parser& operator=(const Parser&) = delete;
+
+  // Parses up to len bytes; *consumed says how many were used.
+  ParseStatus feed(const char* data, size_t len, size_t* consumed);
+  Request& request();
+  const ParseError& error() const;
+  void next();  // forget the finished request and get ready for the next one
+  bool in_progress() const;  // some bytes of a request have arrived
+
+  struct State;
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
+// Reason phrases. Werkzeug's upper-case phrases for responses the application makes ("404 NOT FOUND"),
+// title case for the server's own transport errors ("400 Bad Request"); 200 is always "OK".
+std::string_view reason_phrase(int status);
+std::string_view reason_phrase_upper(int status);
+
+// Appends a response head piece by piece to `out`, a buffer the caller reuses.
+void begin_response(std::string& out, int status, std::string_view reason);
+void add_header(std::string& out, std::string_view name, std::string_view value);
+void add_header(std::string& out, std::string_view name, size_t value);
+void add_date_header(std::string& out);  // cached per second
+void end_head(std::string& out);
+// Escapes s as the body of a JSON string the way Python's json.dumps does (ensure_ascii).
+void append_json_string(std::string& out, std::string_view s);
+// {"message": "<text>"} exactly as json.dumps({"message": text}) writes it.
+std::string json_message(std::string_view text);
+
+// Request ids, CONTRACT.md 3.3.
+struct RequestIds {
+  enum class Outcome { ok, request_id_too_long, client_ids_too_long };
+  Outcome outcome = Outcome::ok;
+  std::string request_id;  // x-request-id to send back; empty means no header
+  std::string legacy_id;   // x-ms-request-id
+  std::string client_id;   // x-ms-client-request-id
+  bool deprecated_header_used = false;  // x-ms-request-id was sent: log the deprecation warning
+};
+RequestIds resolve_request_ids(const Request& request);
+// A random lowercase UUID4; safe to call in forked children (reseeds after fork).
+std::string new_uuid4();
+
+// Percent-decodes a path for routing ("/sc%6Fre" is "/score") and merges repeated slashes as Werkzeug does.
+std::string normalize_path(std::string_view raw_path);
+
+bool iequals(std::string_view a, std::string_view b);
+
+}  // namespace http

@@ -1,0 +1,203 @@
+// Response heads written into a caller-owned buffer, and the JSON string escaping of Python's json.dumps.
+#include <ctime>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "http.h"
+
+namespace http {
+
+namespace {
+
+struct StatusText {
+  int status;
+  const char* title;
+  const char* upper;
+};
+
+// Werkzeug's HTTP_STATUS_CODES, which Flask upper-cases for application responses.
+constexpr StatusText kStatusTexts[] = {
+    {100, "Continue", "CONTINUE"},
+    {101, "Switching Protocols", "SWITCHING PROTOCOLS"},
+    {102, "Processing", "PROCESSING"},
+    {103, "Early Hints", "EARLY HINTS"},
+    {200, "OK", "OK"},
+    {201, "Created", "CREATED"},
+    {202, "Accepted", "ACCEPTED"},
+    {203, "Non Authoritative Information", "NON AUTHORITATIVE INFORMATION"},
+    {204, "No Content", "NO CONTENT"},
+    {205, "Reset Content", "RESET CONTENT"},
+    {206, "Partial Content", "PARTIAL CONTENT"},
+    {207, "Multi Status", "MULTI STATUS"},
+    {208, "Already Reported", "ALREADY REPORTED"},
+    {226, "IM Used", "IM USED"},
+    {300, "Multiple Choices", "MULTIPLE CHOICES"},
+    {301, "Moved Permanently", "MOVED PERMANENTLY"},
+    {302, "Found", "FOUND"},
+    {303, "See Other", "SEE OTHER"},
+    {304, "Not Modified", "NOT MODIFIED"},
+    {305, "Use Proxy", "USE PROXY"},
+    {306, "Switch Proxy", "SWITCH PROXY"},
+    {307, "Temporary Redirect", "TEMPORARY REDIRECT"},
+    {308, "Permanent Redirect", "PERMANENT REDIRECT"},
+    {400, "Bad Request", "BAD REQUEST"},
+    {401, "Unauthorized", "UNAUTHORIZED"},
+    {402, "Payment Required", "PAYMENT REQUIRED"},
+    {403, "Forbidden", "FORBIDDEN"},
+    {404, "Not Found", "NOT FOUND"},
+    {405, "Method Not Allowed", "METHOD NOT ALLOWED"},
+    {406, "Not Acceptable", "NOT ACCEPTABLE"},
+    {407, "Proxy Authentication Required", "PROXY AUTHENTICATION REQUIRED"},
+    {408, "Request Timeout", "REQUEST TIMEOUT"},
+    {409, "Conflict", "CONFLICT"},
+    {410, "Gone", "GONE"},
+    {411, "Length Required", "LENGTH REQUIRED"},
+    {412, "Precondition Failed", "PRECONDITION FAILED"},
+    {413, "Request Entity Too Large", "REQUEST ENTITY TOO LARGE"},
+    {414, "Request URI Too Long", "REQUEST URI TOO LONG"},
+    {415, "Unsupported Media Type", "UNSUPPORTED MEDIA TYPE"},
+    {416, "Requested Range Not Satisfiable", "REQUESTED RANGE NOT SATISFIABLE"},
+    {417, "Expectation Failed", "EXPECTATION FAILED"},
+    {418, "I'm a teapot", "I'M A TEAPOT"},
+    {421, "Misdirected Request", "MISDIRECTED REQUEST"},
+    {422, "Unprocessable Entity", "UNPROCESSABLE ENTITY"},
+    {423, "Locked", "LOCKED"},
+    {424, "Failed Dependency", "FAILED DEPENDENCY"},
+    {425, "Too Early", "TOO EARLY"},
+    {426, "Upgrade Required", "UPGRADE REQUIRED"},
+    {428, "Precondition Required", "PRECONDITION REQUIRED"},
+    {429, "Too Many Requests", "TOO MANY REQUESTS"},
+    {431, "Request Header Fields Too Large", "REQUEST HEADER FIELDS TOO LARGE"},
+    {449, "Retry With", "RETRY WITH"},
+    {451, "Unavailable For Legal Reasons", "UNAVAILABLE FOR LEGAL REASONS"},
+    {500, "Internal Server Error", "INTERNAL SERVER ERROR"},
+    {501, "Not Implemented", "NOT IMPLEMENTED"},
+    {502, "Bad Gateway", "BAD GATEWAY"},
+    {503, "Service Unavailable", "SERVICE UNAVAILABLE"},
+    {504, "Gateway Timeout", "GATEWAY TIMEOUT"},
+    {505, "HTTP Version Not Supported", "HTTP VERSION NOT SUPPORTED"},
+    {506, "Variant Also Negotiates", "VARIANT ALSO NEGOTIATES"},
+    {507, "Insufficient Storage", "INSUFFICIENT STORAGE"},
+    {508, "Loop Detected", "LOOP DETECTED"},
+    {510, "Not Extended", "NOT EXTENDED"},
+    {511, "Network Authentication Failed", "NETWORK AUTHENTICATION FAILED"},
+};
+
+const StatusText* find_status(int status) {
+  for (const StatusText& s : kStatusTexts)
+    if (s.status == status) return &s;
+  return nullptr;
+}
+
+}  // namespace
+
+std::string_view reason_phrase(int status) {
+  const StatusText* s = find_status(status);
+  return s ? s->title : "Unknown";
+}
+
+std::string_view reason_phrase_upper(int status) {
+  const StatusText* s = find_status(status);
+  return s ? s->upper : "UNKNOWN";
+}
+
+void begin_response(std::string& out, int status, std::string_view reason) {
+  fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", status, reason);
+}
+
+void add_header(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ", 2);
+  out.append(value);
+  out.append("\r\n", 2);
+}
+
+void add_header(std::string& out, std::string_view name, size_t value) {
+  fmt::format_to(std::back_inserter(out), "{}: {}\r\n", name, value);
+}
+
+void add_date_header(std::string& out) {
+  // One formatting per second per thread: the I/O thread writes every response.
+  thread_local time_t cached_second = 0;
+  thread_local char cached[64];
+  thread_local size_t cached_len = 0;
+  time_t now = time(nullptr);
+  if (now != cached_second) {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    cached_len = strftime(cached, sizeof cached, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    cached_second = now;
+  }
+  out.append(cached, cached_len);
+}
+
+void end_head(std::string& out) { out.append("\r\n", 2); }
+
+namespace {
+
+void append_u_escape(std::string& out, unsigned code) {
+  fmt::format_to(std::back_inserter(out), "\\u{:04x}", code);
+}
+
+// Decodes one UTF-8 sequence at s[i]; returns the code point and advances i. Invalid bytes give U+FFFD.
+unsigned next_code_point(std::string_view s, size_t& i) {
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  int extra = (c >= 0xC2 && c < 0xE0) ? 1 : (c >= 0xE0 && c < 0xF0) ? 2 : (c >= 0xF0 && c < 0xF5) ? 3 : -1;
+  if (extra < 0 || i + static_cast<size_t>(extra) >= s.size()) {
+    ++i;
+    return 0xFFFD;
+  }
+  unsigned cp = c & (0x3F >> extra);
+  for (int k = 1; k <= extra; ++k) {
+    unsigned char cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) {
+      ++i;
+      return 0xFFFD;
+    }
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  i += extra + 1;
+  return cp;
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      unsigned cp = next_code_point(s, i);
+      if (cp >= 0x10000) {
+        cp -= 0x10000;
+        append_u_escape(out, 0xD800 | (cp >> 10));
+        append_u_escape(out, 0xDC00 | (cp & 0x3FF));
+      } else {
+        append_u_escape(out, cp);
+      }
+      continue;
+    }
+    ++i;
+    switch (c) {
+      case '"': out.append("\\\""); break;
+      case '\\': out.append("\\\\"); break;
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      case '\b': out.append("\\b"); break;
+      case '\f': out.append("\\f"); break;
+      default:
+        if (c < 0x20) append_u_escape(out, c);
+        else out.push_back(static_cast<char>(c));
+    }
+  }
+}
+
+std::string json_message(std::string_view text) {
+  std::string out = "{\"message\": \"";
+  append_json_string(out, text);
+  out.append("\"}");
+  return out;
+}
+
+}  // namespace http

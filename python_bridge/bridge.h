@@ -1,0 +1,58 @@
+// python_bridge/: the embedded interpreter of one worker. Loads the entry script, analyses run(),
+// calls init() and run(), converts results to bytes, installs the print hook. Knows nothing of sockets
+// or HTTP parsing: requests come in as plain fields, responses go out as status, headers and body.
+// Every function runs on the worker's main thread, the only thread that ever holds the GIL here.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace bridge {
+
+struct BootOptions {
+  std::string interpreter;  // e.g. /usr/bin/python3: decides where the standard library is found
+  std::string package_dir;  // folder that holds azureml_inference_server_http
+  // True for the one worker that reports a boot failure, so N workers print one traceback.
+  std::function<bool()> claim_error_report;
+};
+
+enum class InputMode { json_string, raw, object };
+
+// Initialises CPython in this (forked) process, loads the entry script and calls init().
+// False means boot failed and has been reported; the caller exits with code 3.
+bool boot(const BootOptions& options);
+InputMode input_mode();
+
+using HeaderList = std::vector<std::pair<std::string_view, std::string_view>>;
+
+struct ScoreRequest {
+  std::string_view method;
+  std::string_view query;  // raw, without '?'
+  std::string_view content_type;
+  const HeaderList* headers = nullptr;
+  std::string_view body;
+};
+
+struct ScoreResponse {
+  int status = 200;
+  std::string reason;  // empty: the standard phrase for status
+  std::vector<std::pair<std::string, std::string>> headers;  // wire order; Content-Length is the caller's
+  std::string body;
+  // Non-empty: the request failed; the body is {"message": error_message} as JSON, with
+  // x-ms-run-function-failed from run_function_failed, and headers/body above are unused.
+  std::string error_message;
+  bool run_function_failed = false;
+  bool has_exec_ms = false;  // x-ms-run-fn-exec-ms only when run() returned normally
+  double exec_ms = 0;
+};
+
+// Calls run() for one request under the scoring timeout and builds the response (CONTRACT.md 3.5, 4.5).
+void score(const ScoreRequest& request, ScoreResponse& response);
+
+// Flushes Python's stdout/stderr and runs atexit hooks before the worker exits.
+void shutdown();
+
+}  // namespace bridge

@@ -1,0 +1,37 @@
+// Internal to python_bridge/: the objects boot() leaves for score(). Not part of the room's surface.
+#pragma once
+
+#include <Python.h>
+
+#include "bridge.h"
+
+namespace bridge::embedded {
+
+// Strong references, created once at boot and never released: the worker exits without finalizing.
+struct Entry {
+  PyObject* run = nullptr;
+  PyObject* input_name = nullptr;  // str: run()'s input parameter
+  bool wants_headers = false;
+  long scoring_timeout_ms = 0;
+  InputMode mode = InputMode::json_string;
+  PyObject* json_dumps = nullptr;
+  PyObject* response_types = nullptr;  // tuple for isinstance
+  PyObject* server = nullptr;          // the _server module: the rare paths
+  PyObject* empty_tuple = nullptr;
+  PyObject* timeout_error = nullptr;
+  PyThreadState* released = nullptr;  // the main thread's state while the GIL is released
+  bool warned_form_body = false;
+};
+
+Entry& entry();
+
+// Holds the GIL for a scope; between calls the worker's main thread waits for work without it.
+class Gil {
+ public:
+  Gil() { PyEval_RestoreThread(entry().released); }
+  ~Gil() { entry().released = PyEval_SaveThread(); }
+  Gil(const Gil&) = delete;
+  Gil& operator=(const Gil&) = delete;
+};
+
+}  // namespace bridge::embedded

@@ -1,0 +1,115 @@
+// Starting CPython inside a freshly forked worker and booting the entry script through _server.boot().
+#include <pybind11/embed.h>
+
+#include <string>
+
+#include "../log/log.h"
+#include "embedded.h"
+
+namespace py = pybind11;
+
+namespace bridge {
+
+namespace embedded {
+Entry& entry() {
+  static Entry* e = new Entry;  // never destroyed: Python objects must not outlive the interpreter
+  return *e;
+}
+}  // namespace embedded
+
+namespace {
+
+void log_python_error(const char* what) {
+  // Shown when our own package cannot even be imported: an install problem, not a script problem.
+  std::string text = what;
+  if (PyErr_Occurred()) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value) {
+      if (PyObject* s = PyObject_Str(value)) {
+        if (const char* c = PyUnicode_AsUTF8(s)) text += std::string(": ") + c;
+        Py_DECREF(s);
+      }
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    PyErr_Clear();
+  }
+  logline::write(logline::Stream::out, logline::Level::critical, "azmlinfsrv", text);
+}
+
+bool start_interpreter(const BootOptions& options) {
+  PyConfig config;
+  PyConfig_InitPythonConfig(&config);
+  // Unbuffered stdio: a print just before a crash still reaches the log.
+  config.buffered_stdio = 0;
+  config.parse_argv = 0;
+  PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, options.interpreter.c_str());
+  if (PyStatus_Exception(status)) {
+    PyConfig_Clear(&config);
+    logline::write(logline::Stream::out, logline::Level::critical, "azmlinfsrv",
+                   "Cannot configure the embedded Python for " + options.interpreter);
+    return false;
+  }
+  const char* argv[] = {"azmlinfsrv"};
+  try {
+    py::initialize_interpreter(&config, 1, argv, false);
+  } catch (const std::exception& e) {
+    logline::write(logline::Stream::out, logline::Level::critical, "azmlinfsrv",
+                   std::string("Cannot start the embedded Python: ") + e.what() +
+                       ". Check that python3 (the interpreter named by -Dpython) is installed.");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool boot(const BootOptions& options) {
+  if (!start_interpreter(options)) return false;
+  embedded::Entry& e = embedded::entry();
+  try {
+    py::module_ sys = py::module_::import("sys");
+    sys.attr("path").attr("insert")(0, options.package_dir);
+    py::module_ server = py::module_::import("azureml_inference_server_http._server");
+    auto claim = options.claim_error_report;
+    py::object loaded = server.attr("boot")(py::cpp_function([claim] { return claim ? claim() : true; }));
+    if (loaded.is_none()) {
+      e.released = PyEval_SaveThread();
+      return false;
+    }
+    e.server = server.release().ptr();
+    e.run = py::object(loaded.attr("run")).release().ptr();
+    e.input_name = py::object(loaded.attr("input_name")).release().ptr();
+    e.wants_headers = loaded.attr("wants_headers").cast<bool>();
+    e.scoring_timeout_ms = loaded.attr("scoring_timeout_ms").cast<long>();
+    std::string mode = loaded.attr("mode").cast<std::string>();
+    e.mode = mode == "raw" ? InputMode::raw : mode == "object" ? InputMode::object : InputMode::json_string;
+    e.json_dumps = py::object(py::module_::import("json").attr("dumps")).release().ptr();
+    e.response_types = py::object(loaded.attr("response_types")).release().ptr();
+    e.empty_tuple = PyTuple_New(0);
+    e.timeout_error = PyExc_TimeoutError;
+  } catch (py::error_already_set& err) {
+    err.restore();
+    log_python_error("The server's Python package failed to load");
+    e.released = PyEval_SaveThread();
+    return false;
+  }
+  e.released = PyEval_SaveThread();
+  return true;
+}
+
+InputMode input_mode() { return embedded::entry().mode; }
+
+void shutdown() {
+  embedded::Entry& e = embedded::entry();
+  if (!e.released) return;
+  PyEval_RestoreThread(e.released);
+  e.released = nullptr;
+  // Runs atexit hooks and flushes stdio; the interpreter itself is left to process exit.
+  PyRun_SimpleString("import atexit, sys\natexit._run_exitfuncs()\nsys.stdout.flush()\nsys.stderr.flush()\n");
+}
+
+}  // namespace bridge

@@ -1,0 +1,49 @@
+"""Routes score-script prints to the ``azmlinfsrv.print`` logger (CONTRACT.md 6.4).
+
+Output meant for stdout becomes one log record, so it gets the timestamped
+format and reaches every handler of the logger; output meant for any other file
+is left alone.
+"""
+
+import builtins
+import functools
+import logging
+import sys
+
+_logger = logging.getLogger("azmlinfsrv.print")
+_original_print = None
+
+
+@functools.wraps(builtins.print)
+def _print_to_logger(*objects, sep=" ", end="\n", file=None, flush=False):
+    # Mirrors the reference exactly, quirks included: a falsy file counts as
+    # stdout, and sep=None raises (the builtin would treat it as " "), so a
+    # script that breaks there breaks here too.
+    file = file or sys.stdout
+    content = sep.join(map(str, objects))
+    if file is sys.stdout:
+        _logger.info(content)
+    else:
+        _original_print(*objects, sep=sep, end=end, file=file, flush=flush)
+
+
+def install():
+    """Replace builtins.print; calling it again is a no-op."""
+    global _original_print
+    if builtins.print is _print_to_logger:
+        # Capturing the hook as the "original" would make non-stdout prints recurse.
+        return
+    _original_print = builtins.print
+    builtins.print = _print_to_logger
+
+
+def uninstall():
+    """Put back the print that install() replaced."""
+    global _original_print
+    if builtins.print is _print_to_logger and _original_print is not None:
+        builtins.print = _original_print
+        _original_print = None
+
+
+def is_installed():
+    return builtins.print is _print_to_logger

@@ -1,0 +1,350 @@
+"""The worker's Python half: the one-time work that reads best in Python.
+
+The native bridge calls ``boot()`` once per worker (configuration, logging, loading the entry script,
+analysing run(), calling init()), then calls run() itself on the hot path and comes back here only for
+the rare paths: GET query conversion, request_headers, Response objects and error logging.
+Messages and their order follow CONTRACT.md 2.2, 2.3 and 4.1-4.3.
+"""
+
+import importlib
+import importlib.util
+import inspect
+import json
+import logging
+import logging.config
+import os
+import signal
+import sys
+import traceback
+import urllib.parse
+
+logger = logging.getLogger("azmlinfsrv")
+user_script_logger = logging.getLogger("azmlinfsrv.user_script")
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_DEFAULT_APP_ROOT = "/var/azureml-app"
+_DEFAULT_SCORING_TIMEOUT_MS = 3600000
+_TREE_LINE_LIMIT = 200
+
+
+class BootFailure(Exception):
+    """A boot error whose message is the whole story (no traceback of ours needed)."""
+
+
+class Entry:
+    """What the native side needs to serve: run() and how to call it."""
+
+    def __init__(self, run, mode, input_name, wants_headers, scoring_timeout_ms):
+        self.response_types = response_types()
+        self.run = run
+        self.mode = mode  # "json", "raw" or "object"
+        self.input_name = input_name
+        self.wants_headers = wants_headers
+        self.scoring_timeout_ms = scoring_timeout_ms
+
+
+def _env(name, default=None):
+    # The reference's settings object matches env names case-insensitively (CONTRACT.md 1.4).
+    if name in os.environ:
+        return os.environ[name]
+    lowered = name.lower()
+    for key, value in os.environ.items():
+        if key.lower() == lowered:
+            return value
+    return default
+
+
+def _configuration_error(lines):
+    bar = "=" * 51
+    logger.critical("\n===============Configuration Error=================\n%s\n%s", "\n".join(lines), bar)
+
+
+def _read_scoring_timeout():
+    raw = _env("SCORING_TIMEOUT_MS")
+    if raw is None:
+        return _DEFAULT_SCORING_TIMEOUT_MS
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise BootFailure(
+            "SCORING_TIMEOUT_MS: Input should be a valid integer, unable to parse string as an integer "
+            "(environment variable: SCORING_TIMEOUT_MS)"
+        )
+
+
+def _configure_logging(app_root, entry_script):
+    candidates = [os.path.join(app_root, "logging.json")]
+    if entry_script:
+        candidates.append(os.path.join(os.path.dirname(os.path.realpath(entry_script)), "logging.json"))
+    for path in candidates:
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                logging.config.dictConfig(json.load(f))
+            logger.info("Loaded logging config from %s", path)
+            return
+    with open(os.path.join(_PACKAGE_DIR, "logging.json"), encoding="utf-8") as f:
+        logging.config.dictConfig(json.load(f))
+
+
+def _alias_compat_modules():
+    # CONTRACT.md 4.8: the old azureml.contrib.services import paths resolve without an azureml package.
+    from .api import aml_request, aml_response
+
+    sys.modules["azureml.contrib.services.aml_request"] = aml_request
+    sys.modules["azureml.contrib.services.aml_response"] = aml_response
+
+
+def _entry_path(app_root, entry_script):
+    return entry_script if os.path.isabs(entry_script) else os.path.join(app_root, entry_script)
+
+
+def _load_module(app_root, entry_script):
+    if not entry_script:
+        try:
+            return importlib.import_module("main"), None
+        except ModuleNotFoundError:
+            lines = ["No score script found. Expected score script main.py.",
+                     "Expected script to be found in PYTHONPATH: %s" % sys.path]
+            if os.path.isdir(app_root):
+                lines.append("Current contents of AML_APP_ROOT: %s" % sorted(os.listdir(app_root)))
+            else:
+                lines.append("The directory %s not an accessible directory in the container." % app_root)
+            raise BootFailure("\n".join(lines))
+    path = _entry_path(app_root, entry_script)
+    spec = importlib.util.spec_from_file_location("entry_module", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, path
+
+
+def _analyse_run(run):
+    """CONTRACT.md 4.3: returns (input parameter name, whether request_headers is wanted)."""
+    params = list(inspect.signature(run).parameters.values())
+    allowed = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if any(p.kind not in allowed for p in params):
+        raise BootFailure("run() cannot accept positional-only arguments, *args, or **kwargs.")
+    names = [p.name for p in params]
+    wants_headers = "request_headers" in names
+    names = [n for n in names if n != "request_headers"]
+    if not names:
+        if wants_headers:
+            raise BootFailure('run() needs to accept an argument other than "request_headers".')
+        raise BootFailure("run() needs to accept an argument for input data.")
+    return names[0], wants_headers
+
+
+def _select_mode(run, module_name="entry_module"):
+    from .api import aml_request
+
+    raw = getattr(aml_request, "_rawHttpRequested", False)
+    schema = _schema_decorated(run, module_name)
+    if raw and schema:
+        raise BootFailure("run() cannot be decorated with both @rawhttp and @input_schema")
+    if raw:
+        user_script_logger.info(
+            "run() is decorated with @rawhttp. Server will invoke it with the flask request object.")
+        return "raw"
+    if schema:
+        return "object"
+    user_script_logger.info("run() is not decorated. Server will invoke it with the input in JSON string.")
+    return "json"
+
+
+def _schema_decorated(run, module_name):
+    schema_util = sys.modules.get("inference_schema.schema_util")
+    if schema_util is None:
+        return False
+    registry = getattr(schema_util, "__functions_schema__", {})
+    return "%s.%s" % (module_name, run.__name__) in registry
+
+
+def _log_model_dir_tree(model_dir):
+    if not model_dir or not os.path.isdir(model_dir):
+        return
+    lines = []
+
+    def walk(folder, depth):
+        for name in sorted(os.listdir(folder)):
+            full = os.path.join(folder, name)
+            is_dir = os.path.isdir(full)
+            lines.append("    " * depth + name + ("/" if is_dir else ""))
+            if is_dir:
+                walk(full, depth + 1)
+
+    walk(model_dir, 0)
+    text = "\n".join(lines[:_TREE_LINE_LIMIT])
+    if len(lines) > _TREE_LINE_LIMIT:
+        text += "\nOutput Truncated. First %d lines shown." % _TREE_LINE_LIMIT
+    logger.info("Model Directory Contents:\n%s", text)
+
+
+def _raise_timeout(signum, frame):
+    raise TimeoutError("Scoring timeout")
+
+
+def boot(claim_error_report):
+    """Loads the entry script and runs init(). Returns an Entry, or None after a boot failure.
+
+    claim_error_report() is true for the one worker that reports a boot failure, so that N workers
+    failing the same way print the traceback once.
+    """
+    app_root = _env("AML_APP_ROOT", _DEFAULT_APP_ROOT)
+    entry_script = _env("AZUREML_ENTRY_SCRIPT")
+    if entry_script and not os.path.isabs(entry_script):
+        entry_script = os.path.join(app_root, entry_script)
+    stage = "config"
+    try:
+        _configure_logging(app_root, entry_script)
+        scoring_timeout_ms = _read_scoring_timeout()
+        if app_root not in sys.path:
+            sys.path.append(app_root)
+        source_dir = _env("AZUREML_SOURCE_DIRECTORY")
+        if source_dir:
+            sys.path.append(os.path.join(app_root, source_dir))
+        _alias_compat_modules()
+        print("Initializing logger", flush=True)
+        from . import _print_hook
+
+        _print_hook.install()
+
+        stage = "load"
+        module, path = _load_module(app_root, entry_script)
+        driver = getattr(module, "driver_module", None)
+        if inspect.ismodule(driver) and hasattr(driver, "run"):
+            user_script_logger.info("Found driver script at %s and the score script at %s",
+                                    getattr(driver, "__file__", driver.__name__), path)
+        else:
+            driver = None
+            user_script_logger.info("Found user script at %s", path or getattr(module, "__file__", "main"))
+        where = path or getattr(module, "__file__", "main.py")
+        for name in ("init", "run"):
+            if not hasattr(driver if (driver and name == "run") else module, name):
+                raise BootFailure("User script at %s does not have a %s() function defined." % (where, name))
+        run = driver.run if driver else module.run
+        input_name, wants_headers = _analyse_run(run)
+        mode = _select_mode(run, driver.__name__ if driver else "entry_module")
+
+        stage = "init"
+        user_script_logger.info("Invoking user's init function")
+        module.init()
+        user_script_logger.info("Users's init has completed successfully")
+    except BaseException as error:  # noqa: B036 - any exception at boot is fatal, as in the reference
+        if claim_error_report():
+            _report_boot_failure(stage, error, entry_script)
+        return None
+
+    if scoring_timeout_ms > 0:
+        signal.signal(signal.SIGALRM, _raise_timeout)
+    logger.info("Scoring timeout is set to %s", scoring_timeout_ms)
+    return Entry(run, mode, input_name, wants_headers, scoring_timeout_ms)
+
+
+def _report_boot_failure(stage, error, entry_script):
+    detail = "".join(traceback.format_exception(error)).rstrip("\n")
+    if stage == "config":
+        if isinstance(error, BootFailure):
+            _configuration_error([str(error)])
+        else:
+            logger.critical("Invalid config file!: %s", detail)
+        return
+    if stage == "init":
+        logger.error("User's init function failed")
+        logger.error("Encountered Exception %s", detail)
+        _log_model_dir_tree(_env("AZUREML_MODEL_DIR", ""))
+        return
+    if isinstance(error, FileNotFoundError) and entry_script and error.filename == entry_script:
+        logger.error("No such file or directory.")
+    elif isinstance(error, BootFailure) and str(error).startswith("No score script found."):
+        logger.error("%s", error)
+        return
+    elif isinstance(error, ImportError) and entry_script:
+        detail += ("\nHint: the entry script's own folder is not on sys.path. Put sibling modules under "
+                   "AML_APP_ROOT (%s) or set AZUREML_SOURCE_DIRECTORY." % _env("AML_APP_ROOT", _DEFAULT_APP_ROOT))
+    logger.error("%s", detail)
+
+
+# ---- the rare paths of a request ------------------------------------------------------------------
+
+
+def _json_or_text(value):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def query_to_json(query):
+    """CONTRACT.md 4.4: the query string as json.dumps of a dict; repeated keys become lists."""
+    result = {}
+    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True, errors="replace"):
+        value = _json_or_text(value)
+        if key in result:
+            if isinstance(result[key], _QueryList):
+                result[key].append(value)
+            else:
+                result[key] = _QueryList([result[key], value])
+        else:
+            result[key] = value
+    return json.dumps(result)
+
+
+class _QueryList(list):
+    """Marks lists made from repeated keys, so a JSON list value is not mistaken for one."""
+
+
+def headers_dict(pairs):
+    """request_headers as Werkzeug shows them: Title-Case names, repeated headers joined by ", "."""
+    result = {}
+    for name, value in pairs:
+        key = name.replace("_", "-").title()
+        result[key] = result[key] + ", " + value if key in result else value
+    return result
+
+
+def log_exception(error):
+    logger.error("Encountered Exception: %s", "".join(traceback.format_exception(error)).rstrip("\n"))
+
+
+def log_unserialisable(error, output):
+    log_exception(error)
+    logger.error(
+        "run() returned a %s, which json.dumps cannot encode. Return plain lists, dicts, numbers and strings "
+        "(for numpy use .tolist()), or return an AMLResponse to send raw bytes.", type(output).__name__)
+
+
+def warn_form_body(content_type):
+    logger.warning(
+        "A POST with Content-Type %s reaches an undecorated run() as an empty string, as in Azure ML. "
+        "Send JSON with 'Content-Type: application/json' (curl: -H 'Content-Type: application/json'), "
+        "or decorate run() with @rawhttp to read the form.", content_type)
+
+
+def response_types():
+    types = []
+    try:
+        from werkzeug.wrappers import Response as WerkzeugResponse
+
+        types.append(WerkzeugResponse)
+    except ImportError:
+        pass
+    from .api import aml_response
+
+    for cls in aml_response.AMLResponse.__mro__:
+        if cls is not object and cls not in types and cls.__name__ != "AMLResponse":
+            types.append(cls)
+    types.append(aml_response.AMLResponse)
+    return tuple(types)
+
+
+def response_parts(response):
+    """A Response from run() as (status, reason, [(name, value)], body bytes). CONTRACT.md 3.5."""
+    logger.info("run() output is HTTP Response")
+    status = response.status_code
+    status_text = str(getattr(response, "status", status))
+    reason = status_text.split(" ", 1)[1] if " " in status_text else ""
+    headers = [(k, str(v)) for k, v in response.headers.items() if k.lower() != "content-length"]
+    if status >= 500:
+        headers = [(k, v) for k, v in headers if k.lower() != "x-ms-run-function-failed"]
+        headers.append(("x-ms-run-function-failed", "True"))
+    body = response.get_data()
+    return status, reason, headers, body

@@ -1,0 +1,1 @@
+"""Public API for score scripts: AMLRequest, rawhttp and AMLResponse."""

@@ -1,0 +1,263 @@
+// The hot path: one request in, run() called by keyword under the scoring timeout, one response out.
+// Plain CPython API here, since every call counts; the rare paths go back to _server.py.
+#include <sys/time.h>
+
+#include <chrono>
+#include <string>
+
+#include "../log/log.h"
+#include "embedded.h"
+
+namespace bridge {
+
+namespace {
+
+using embedded::Entry;
+
+constexpr const char* kScoringError = "An unexpected error occurred in scoring script. Check the logs for more info.";
+constexpr const char* kInternalError = "An unexpected internal error occurred. Check the logs for more info.";
+
+// Owns one reference.
+class Ref {
+ public:
+  explicit Ref(PyObject* p = nullptr) : p_(p) {}
+  ~Ref() { Py_XDECREF(p_); }
+  Ref(const Ref&) = delete;
+  Ref& operator=(const Ref&) = delete;
+  PyObject* get() const { return p_; }
+  explicit operator bool() const { return p_ != nullptr; }
+
+ private:
+  PyObject* p_;
+};
+
+void set_json_message(ScoreResponse& r, int status, std::string message, bool run_failed) {
+  r.status = status;
+  r.headers.clear();
+  r.body.clear();
+  r.error_message = std::move(message);
+  r.run_function_failed = run_failed;
+}
+
+// Calls a _server helper; returns a new reference or nullptr with the Python error set.
+PyObject* call_server(const char* name, PyObject* arg1, PyObject* arg2 = nullptr) {
+  Entry& e = embedded::entry();
+  Ref fn(PyObject_GetAttrString(e.server, name));
+  if (!fn) return nullptr;
+  return arg2 ? PyObject_CallFunctionObjArgs(fn.get(), arg1, arg2, nullptr)
+              : PyObject_CallFunctionObjArgs(fn.get(), arg1, nullptr);
+}
+
+// Logs the pending Python exception through _server.log_exception (ERROR "Encountered Exception: ...").
+void log_pending_exception() {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb && value) PyException_SetTraceback(value, tb);
+  if (value) {
+    Ref done(call_server("log_exception", value));
+    if (!done) PyErr_Print();
+  }
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(tb);
+}
+
+bool is_form_content_type(std::string_view ct) {
+  std::string_view mime = ct.substr(0, ct.find(';'));
+  while (!mime.empty() && mime.back() == ' ') mime.remove_suffix(1);
+  auto iequal = [](std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
+    return true;
+  };
+  return iequal(mime, "application/x-www-form-urlencoded") || iequal(mime, "multipart/form-data");
+}
+
+// The input of an undecorated run() (CONTRACT.md 4.4). Returns nullptr after filling an error response.
+PyObject* json_string_input(const ScoreRequest& req, ScoreResponse& resp) {
+  Entry& e = embedded::entry();
+  if (req.method == "GET") {
+    Ref query(PyUnicode_DecodeLatin1(req.query.data(), static_cast<Py_ssize_t>(req.query.size()), nullptr));
+    PyObject* input = query ? call_server("query_to_json", query.get()) : nullptr;
+    if (!input) {
+      log_pending_exception();
+      set_json_message(resp, 500, kInternalError, false);
+    }
+    return input;
+  }
+  if (is_form_content_type(req.content_type)) {
+    if (!e.warned_form_body) {
+      e.warned_form_body = true;
+      Ref ct(PyUnicode_DecodeLatin1(req.content_type.data(), static_cast<Py_ssize_t>(req.content_type.size()), nullptr));
+      Ref done(call_server("warn_form_body", ct.get()));
+      if (!done) PyErr_Clear();
+    }
+    return PyUnicode_FromStringAndSize("", 0);
+  }
+  PyObject* input = PyUnicode_DecodeUTF8(req.body.data(), static_cast<Py_ssize_t>(req.body.size()), "strict");
+  if (input) return input;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  std::string message = "Input cannot be decoded as UTF-8: ";
+  if (Ref text{value ? PyObject_Str(value) : nullptr}) {
+    if (const char* c = PyUnicode_AsUTF8(text.get())) message += c;
+  }
+  PyErr_Clear();
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(tb);
+  set_json_message(resp, 400, message, false);
+  return nullptr;
+}
+
+PyObject* headers_dict(const ScoreRequest& req) {
+  Ref pairs(PyList_New(0));
+  if (!pairs) return nullptr;
+  for (const auto& [name, value] : *req.headers) {
+    Ref tuple(Py_BuildValue("(s#s#)", name.data(), static_cast<Py_ssize_t>(name.size()), value.data(),
+                            static_cast<Py_ssize_t>(value.size())));
+    if (!tuple || PyList_Append(pairs.get(), tuple.get()) < 0) return nullptr;
+  }
+  return call_server("headers_dict", pairs.get());
+}
+
+// The scoring timeout: SIGALRM reaches the main thread (the I/O thread blocks all signals) and the
+// handler _server installed raises TimeoutError inside run(), as the reference does.
+class ScoringTimer {
+ public:
+  explicit ScoringTimer(long ms) : armed_(ms > 0) {
+    if (!armed_) return;
+    struct itimerval t {};
+    t.it_value.tv_sec = ms / 1000;
+    t.it_value.tv_usec = (ms % 1000) * 1000;
+    setitimer(ITIMER_REAL, &t, nullptr);
+  }
+  // Disarms; a signal that fired after run() returned must not raise somewhere later.
+  void disarm(bool run_succeeded) {
+    if (!armed_) return;
+    armed_ = false;
+    struct itimerval t {};
+    setitimer(ITIMER_REAL, &t, nullptr);
+    if (run_succeeded && PyErr_CheckSignals() < 0) PyErr_Clear();
+  }
+  ~ScoringTimer() { disarm(false); }
+
+ private:
+  bool armed_;
+};
+
+void take_response_object(PyObject* output, ScoreResponse& resp) {
+  Ref parts(call_server("response_parts", output));
+  int status = 0;
+  PyObject *reason = nullptr, *headers = nullptr, *body = nullptr;
+  if (!parts || !PyArg_ParseTuple(parts.get(), "iOOO", &status, &reason, &headers, &body) ||
+      !PyBytes_Check(body) || !PyList_Check(headers)) {
+    if (PyErr_Occurred()) log_pending_exception();
+    set_json_message(resp, 500, kInternalError, false);
+    return;
+  }
+  resp.status = status;
+  if (const char* r = PyUnicode_AsUTF8(reason)) resp.reason = r;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); ++i) {
+    PyObject* pair = PyList_GET_ITEM(headers, i);
+    const char* name = PyUnicode_AsUTF8(PyTuple_GetItem(pair, 0));
+    const char* value = PyUnicode_AsUTF8(PyTuple_GetItem(pair, 1));
+    if (name && value) resp.headers.emplace_back(name, value);
+  }
+  PyErr_Clear();
+  resp.body.assign(PyBytes_AS_STRING(body), static_cast<size_t>(PyBytes_GET_SIZE(body)));
+}
+
+void serialise_output(PyObject* output, ScoreResponse& resp) {
+  Entry& e = embedded::entry();
+  int is_response = PyObject_IsInstance(output, e.response_types);
+  if (is_response > 0) {
+    take_response_object(output, resp);
+    return;
+  }
+  PyErr_Clear();
+  if (output == Py_None) {
+    resp.body = "{}";
+  } else {
+    Ref text(PyObject_CallOneArg(e.json_dumps, output));
+    Py_ssize_t size = 0;
+    const char* utf8 = text ? PyUnicode_AsUTF8AndSize(text.get(), &size) : nullptr;
+    if (!utf8) {
+      PyObject *type, *value, *tb;
+      PyErr_Fetch(&type, &value, &tb);
+      PyErr_NormalizeException(&type, &value, &tb);
+      if (tb && value) PyException_SetTraceback(value, tb);
+      Ref logged(value ? call_server("log_unserialisable", value, output) : nullptr);
+      if (!logged) PyErr_Clear();
+      Py_XDECREF(type);
+      Py_XDECREF(value);
+      Py_XDECREF(tb);
+      resp.has_exec_ms = false;
+      set_json_message(resp, 500, kInternalError, false);
+      return;
+    }
+    resp.body.assign(utf8, static_cast<size_t>(size));
+  }
+  resp.headers.emplace_back("Content-Type", "application/json");
+  resp.headers.emplace_back("x-ms-run-function-failed", "False");
+}
+
+}  // namespace
+
+void score(const ScoreRequest& req, ScoreResponse& resp) {
+  embedded::Gil gil;
+  Entry& e = embedded::entry();
+  resp.status = 200;
+  resp.reason.clear();
+  resp.headers.clear();
+  resp.body.clear();
+  resp.error_message.clear();
+  resp.has_exec_ms = false;
+
+  if (e.mode != InputMode::json_string) {
+    logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
+                   "This build serves undecorated run() only; @rawhttp and @input_schema scripts are not supported yet.");
+    set_json_message(resp, 500, kInternalError, false);
+    return;
+  }
+  Ref input(json_string_input(req, resp));
+  if (!input) return;
+  Ref kwargs(PyDict_New());
+  if (!kwargs || PyDict_SetItem(kwargs.get(), e.input_name, input.get()) < 0) {
+    log_pending_exception();
+    set_json_message(resp, 500, kInternalError, false);
+    return;
+  }
+  if (e.wants_headers) {
+    Ref headers(headers_dict(req));
+    if (!headers || PyDict_SetItemString(kwargs.get(), "request_headers", headers.get()) < 0) {
+      log_pending_exception();
+      set_json_message(resp, 500, kInternalError, false);
+      return;
+    }
+  }
+
+  ScoringTimer timer(e.scoring_timeout_ms);
+  auto started = std::chrono::steady_clock::now();
+  Ref output(PyObject_Call(e.run, e.empty_tuple, kwargs.get()));
+  auto finished = std::chrono::steady_clock::now();
+  timer.disarm(static_cast<bool>(output));
+
+  if (!output) {
+    bool timed_out = PyErr_ExceptionMatches(e.timeout_error);
+    log_pending_exception();
+    if (timed_out)
+      set_json_message(resp, 500, "Scoring timeout after " + std::to_string(e.scoring_timeout_ms) + " ms", true);
+    else
+      set_json_message(resp, 500, kScoringError, true);
+    return;
+  }
+  resp.has_exec_ms = true;
+  resp.exec_ms = std::chrono::duration<double, std::milli>(finished - started).count();
+  serialise_output(output.get(), resp);
+}
+
+}  // namespace bridge

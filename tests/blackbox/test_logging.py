@@ -1,0 +1,68 @@
+"""Checklist items 75, 76 (CONTRACT.md 6)."""
+import datetime
+import re
+import time
+
+from bb_http import Conn, request
+
+TS = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d{3}"
+
+
+def assert_utc_recent(ts):
+    t = datetime.datetime.strptime(ts, "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert abs((now - t).total_seconds()) < 120, f"log timestamp {ts} is not UTC now ({now})"
+
+
+def test_c75_print_hook(server):
+    # a non-UTC TZ must not change the log timestamps (they are UTC)
+    s = server.start("print_in_init.py", env={"TZ": "IST-5:30"})
+    init_rx = rf"^{TS} I \[(\d+)\] azmlinfsrv\.print - Initializing$"
+    m = s.wait_for_log(init_rx)
+    assert_utc_recent(m.group(1))
+    assert int(m.group(2)) in s.workers() or int(m.group(2)) == s.pid, (m.group(2), s.workers())
+    for _ in range(3):
+        r = request(s.port, "POST", "/score", body="x")
+        assert r.status == 200, r
+    run_rx = rf"^{TS} I \[\d+\] azmlinfsrv\.print - A new request received~~~$"
+    deadline = time.monotonic() + 3
+    while s.count_log(run_rx) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    out = s.stdout()
+    assert len(re.findall(init_rx, out, re.M)) == 1, out
+    assert sum(1 for ln in out.splitlines() if ln.endswith("Initializing")) == 1, "print must appear exactly once"
+    assert not any(ln.endswith("Initializing") for ln in s.stderr().splitlines()), s.logs()
+    assert len(re.findall(run_rx, out, re.M)) == 3, out
+    assert out.count("A new request received~~~") == 3, out
+    assert "A new request received~~~" not in s.stderr()
+
+
+def test_c76_request_log_line(server):
+    s = server.start("echo_input.py", env={"TZ": "IST-5:30"})
+    line_rx = rf"^{TS} I \[\d+\] azmlinfsrv - POST /score 200 (\d+\.\d{{3}})ms (\d+)$"
+    bodies = []
+    with Conn(s.port) as c:
+        for i in range(4):
+            r = c.request("POST", "/score", body=f"req{i}" * (i + 1))
+            assert r.status == 200, r
+            bodies.append(r.body)
+            r = c.request("GET", "/")
+            assert r.status == 200
+    deadline = time.monotonic() + 3
+    while s.count_log(line_rx) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    out = s.stdout()
+    lines = re.findall(line_rx, out, re.M)
+    assert len(lines) == 4, f"expected exactly 4 POST /score log lines\n{out}"
+    assert sorted(int(n) for _, _, n in lines) == sorted(len(b) for b in bodies), (lines, bodies)
+    assert_utc_recent(lines[0][0])
+    assert len(re.findall(r"azmlinfsrv - POST /score", out)) == 4, out
+    # GET / produces no azmlinfsrv line (and no access line)
+    assert not re.search(r"azmlinfsrv[\w.]* - (GET|HEAD|OPTIONS) / ", out), out
+    assert "GET / HTTP/1.1" not in out, out
+    # a GET with a query logs the raw query
+    r = request(s.port, "GET", "/score?a=1&a=2&b=x")
+    assert r.status == 200
+    s.wait_for_log(rf"^{TS} I \[\d+\] azmlinfsrv - GET /score\?a=1&a=2&b=x 200 \d+\.\d{{3}}ms {len(r.body)}$")

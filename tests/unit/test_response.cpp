@@ -1,0 +1,39 @@
+// http/: response heads, reason phrases, JSON escaping like json.dumps.
+#include <catch2/catch.hpp>
+
+#include "../../http/http.h"
+
+TEST_CASE("a response head is status line, headers, blank line") {
+  std::string out;
+  http::begin_response(out, 404, http::reason_phrase_upper(404));
+  http::add_header(out, "Content-Type", "application/json");
+  http::add_header(out, "Content-Length", size_t{42});
+  http::end_head(out);
+  CHECK(out == "HTTP/1.1 404 NOT FOUND\r\nContent-Type: application/json\r\nContent-Length: 42\r\n\r\n");
+}
+
+TEST_CASE("reason phrases follow Werkzeug: upper case for the app, title case for the server") {
+  CHECK(http::reason_phrase_upper(200) == "OK");
+  CHECK(http::reason_phrase_upper(431) == "REQUEST HEADER FIELDS TOO LARGE");
+  CHECK(http::reason_phrase_upper(415) == "UNSUPPORTED MEDIA TYPE");
+  CHECK(http::reason_phrase(400) == "Bad Request");
+  CHECK(http::reason_phrase_upper(299) == "UNKNOWN");
+}
+
+TEST_CASE("the Date header is an RFC 7231 date") {
+  std::string out;
+  http::add_date_header(out);
+  REQUIRE(out.size() == std::string("Date: Wed, 25 Nov 2026 20:35:12 GMT\r\n").size());
+  CHECK(out.rfind("Date: ", 0) == 0);
+  CHECK(out.substr(out.size() - 6) == " GMT\r\n");
+}
+
+TEST_CASE("JSON messages match json.dumps byte for byte") {
+  CHECK(http::json_message("hi") == "{\"message\": \"hi\"}");
+  CHECK(http::json_message("a\"b\\c\nd\te") == "{\"message\": \"a\\\"b\\\\c\\nd\\te\"}");
+  CHECK(http::json_message("\x01") == "{\"message\": \"\\u0001\"}");
+  CHECK(http::json_message("\xc3\xa9") == "{\"message\": \"\\u00e9\"}");            // é
+  CHECK(http::json_message("\xf0\x9f\x98\x80") == "{\"message\": \"\\ud83d\\ude00\"}");  // 😀 as a surrogate pair
+  CHECK(http::json_message("\xff") == "{\"message\": \"\\ufffd\"}");
+  CHECK(http::json_message("Method not allowed").size() == 33);  // the contract's Content-Length 33
+}

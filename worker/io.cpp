@@ -1,0 +1,559 @@
+// The I/O thread: libuv loop, connections, routing (CONTRACT.md 3.1), and every response.
+// Requests that need no Python (health, routing errors, limits, malformed input, OPTIONS/HEAD rules)
+// are answered here at once; score requests become jobs for the Python thread.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "../log/log.h"
+#include "jobs.h"
+
+namespace worker {
+
+struct Connection {
+  uv_tcp_t tcp;  // first: the handle's address is the connection's
+  http::Parser parser;
+  std::string out;       // the response being built; reused across requests
+  std::string leftover;  // bytes read past a request whose answer is still pending (pipelining)
+  std::string peer;      // remote address, for the access log
+  Job* job = nullptr;    // the request the Python thread is working on
+  int pending_writes = 0;
+  bool reading = false;
+  bool close_after_write = false;
+  bool closing = false;
+
+  explicit Connection(const http::Limits& limits) : parser(limits) {}
+};
+
+namespace {
+
+constexpr int kBacklog = 2048;
+
+struct Io {
+  uv_loop_t loop;
+  std::vector<uv_tcp_t*> listeners;
+  uv_async_t done_async;
+  uv_signal_t sigterm, sigint, sigquit;
+  uv_timer_t heartbeat;
+  JobQueue* queue = nullptr;
+  Slot* slot = nullptr;
+  http::Limits limits;
+  size_t connections = 0;
+  bool draining = false;
+  std::string server_version;  // x-ms-server-version; empty: not sent
+  std::thread thread;
+  char read_buffer[64 * 1024];
+};
+
+Io* io = nullptr;
+
+void process_input(Connection* c, const char* data, size_t len);
+
+// The last connection of a draining worker is gone: the Python thread may stop, and so may the loop.
+void finish_drain() {
+  io->queue->stop();
+  uv_stop(&io->loop);
+}
+
+// ---- writing ----------------------------------------------------------------------------------------
+
+struct WriteRequest {
+  uv_write_t req;
+  std::string data;
+};
+
+void on_closed(uv_handle_t* handle) {
+  auto* c = reinterpret_cast<Connection*>(handle);
+  delete c;
+  --io->connections;
+  if (io->draining && io->connections == 0) finish_drain();
+}
+
+void close_connection(Connection* c) {
+  if (c->closing) return;
+  c->closing = true;
+  if (c->job) return;  // freed when its job comes back
+  uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), on_closed);
+}
+
+void on_written(uv_write_t* req, int status) {
+  auto* w = reinterpret_cast<WriteRequest*>(req);
+  auto* c = static_cast<Connection*>(req->data);
+  delete w;
+  --c->pending_writes;
+  if (status < 0 || (c->close_after_write && c->pending_writes == 0)) close_connection(c);
+}
+
+// Sends c->out: straight to the socket when it takes it all, else queued with a copy.
+void flush(Connection* c) {
+  if (c->closing || c->out.empty()) return;
+  size_t sent = 0;
+  if (c->pending_writes == 0) {
+    uv_buf_t buf = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
+    int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1);
+    if (n > 0) sent = static_cast<size_t>(n);
+    else if (n != UV_EAGAIN) {
+      c->out.clear();
+      close_connection(c);
+      return;
+    }
+  }
+  if (sent < c->out.size()) {
+    auto* w = new WriteRequest;
+    w->data.assign(c->out, sent, std::string::npos);
+    w->req.data = c;
+    uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+    ++c->pending_writes;
+    if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1, on_written) < 0) {
+      --c->pending_writes;
+      delete w;
+      c->out.clear();
+      close_connection(c);
+      return;
+    }
+  }
+  c->out.clear();
+  if (c->close_after_write && c->pending_writes == 0) close_connection(c);
+}
+
+// ---- response pieces ------------------------------------------------------------------------------
+
+// Status line and the headers every response starts with.
+void start_response(Connection* c, const http::Request& r, int status, std::string_view reason) {
+  bool keep = r.keep_alive && !io->draining && !c->close_after_write;
+  if (!keep) c->close_after_write = true;
+  http::begin_response(c->out, status, reason);
+  http::add_header(c->out, "Server", "azmlinfsrv");
+  http::add_date_header(c->out);
+  if (!keep) http::add_header(c->out, "Connection", "close");
+  else if (r.version_major == 1 && r.version_minor == 0) http::add_header(c->out, "Connection", "keep-alive");
+}
+
+// The after-request headers of "family A" responses (CONTRACT.md 3.2), in the reference's order.
+void add_request_headers(Connection* c, const http::Request& r, const http::RequestIds& ids) {
+  if (!io->server_version.empty()) http::add_header(c->out, "x-ms-server-version", io->server_version);
+  if (!ids.request_id.empty()) http::add_header(c->out, "x-request-id", ids.request_id);
+  if (!ids.legacy_id.empty()) http::add_header(c->out, "x-ms-request-id", ids.legacy_id);
+  if (!ids.client_id.empty()) http::add_header(c->out, "x-ms-client-request-id", ids.client_id);
+  if (const std::string* trace = r.find_header("traceid")) http::add_header(c->out, "TraceId", *trace);
+}
+
+void end_response(Connection* c, const http::Request& r, std::string_view body) {
+  http::end_head(c->out);
+  if (r.method != "HEAD") c->out.append(body);
+}
+
+void log_access(Connection* c, const http::Request& r, int status, size_t body_sent) {
+  // The reference's access log drops exactly the records containing "GET / HTTP/1.1".
+  if (r.method == "GET" && r.target == "/" && r.version_major == 1 && r.version_minor == 1) return;
+  char stamp[40];
+  time_t now = time(nullptr);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(stamp, sizeof stamp, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+  const std::string* agent = r.find_header("user-agent");
+  const std::string* referer = r.find_header("referer");
+  std::string sent = body_sent ? std::to_string(body_sent) : "-";
+  logline::write(logline::Stream::out, logline::Level::info, "gunicorn.access",
+                 fmt::format("{} - - [{}] \"{} {} HTTP/{}.{}\" {} {} \"{}\" \"{}\"", c->peer, stamp, r.method, r.target,
+                             r.version_major, r.version_minor, status, sent, referer ? *referer : "-",
+                             agent ? *agent : "-"));
+}
+
+// The azmlinfsrv line for requests that reached the score or swagger view (CONTRACT.md 6.3).
+void log_view_request(const http::Request& r, int status, double ms, size_t length) {
+  logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
+                 fmt::format("{} {} {} {:.3f}ms {}", r.method, r.target, status, ms, length));
+}
+
+double ms_since(uint64_t start_ns) { return static_cast<double>(monotonic_ns() - start_ns) / 1e6; }
+
+// A JSON {"message": ...} response.
+void respond_message(Connection* c, const http::Request& r, int status, std::string_view message,
+                     const http::RequestIds* ids) {
+  std::string body = http::json_message(message);
+  start_response(c, r, status, http::reason_phrase_upper(status));
+  http::add_header(c->out, "Content-Type", "application/json");
+  http::add_header(c->out, "Content-Length", body.size());
+  http::add_header(c->out, "x-ms-run-function-failed", "False");
+  if (ids) add_request_headers(c, r, *ids);
+  end_response(c, r, body);
+  log_access(c, r, status, r.method == "HEAD" ? 0 : body.size());
+}
+
+// Errors the server finds in the bytes themselves: the connection cannot be trusted afterwards.
+void respond_transport_error(Connection* c, const http::ParseError& error) {
+  std::string body = http::json_message(error.message);
+  c->close_after_write = true;
+  http::begin_response(c->out, error.status, http::reason_phrase(error.status));
+  http::add_header(c->out, "Server", "azmlinfsrv");
+  http::add_date_header(c->out);
+  http::add_header(c->out, "Connection", "close");
+  http::add_header(c->out, "Content-Type", "application/json");
+  http::add_header(c->out, "Content-Length", body.size());
+  http::end_head(c->out);
+  c->out.append(body);
+  flush(c);
+}
+
+// ---- routes -----------------------------------------------------------------------------------------
+
+enum class Route { health, score, swagger, not_found };
+
+Route route_of(const http::Request& r) {
+  std::string path = http::normalize_path(r.path());
+  if (path == "/") return Route::health;
+  if (path == "/score") return Route::score;
+  if (path == "/swagger.json") return Route::swagger;
+  return Route::not_found;
+}
+
+bool method_routed(Route route, std::string_view m) {
+  if (m == "GET" || m == "HEAD" || m == "OPTIONS") return true;
+  return route == Route::score && m == "POST";
+}
+
+// Request-id checks run before every view (CONTRACT.md 3.3); false when they answered with 431.
+bool check_request_ids(Connection* c, const http::Request& r, http::RequestIds& ids) {
+  ids = http::resolve_request_ids(r);
+  if (ids.outcome == http::RequestIds::Outcome::request_id_too_long) {
+    respond_message(c, r, 431, "x-request-id must not exceed 100 characters", &ids);
+    return false;
+  }
+  if (ids.outcome == http::RequestIds::Outcome::client_ids_too_long) {
+    respond_message(c, r, 431, "x-ms-request-id and x-ms-client-request-id must not exceed 100 characters", &ids);
+    return false;
+  }
+  if (ids.deprecated_header_used)
+    logline::write(logline::Stream::out, logline::Level::warning, "azmlinfsrv",
+                   "x-ms-request-id header has been deprecated and will be removed from future versions of the "
+                   "server. Please use x-ms-client-request-id.");
+  return true;
+}
+
+void respond_health(Connection* c, const http::Request& r, const http::RequestIds& ids) {
+  bool options = r.method == "OPTIONS";
+  std::string_view body = options ? "" : "Healthy";
+  start_response(c, r, 200, "OK");
+  http::add_header(c->out, "Content-Type", "text/html; charset=utf-8");
+  http::add_header(c->out, "Content-Length", body.size());
+  if (options) http::add_header(c->out, "Allow", "GET, HEAD, OPTIONS");
+  add_request_headers(c, r, ids);
+  end_response(c, r, body);
+  log_access(c, r, 200, r.method == "HEAD" ? 0 : body.size());
+}
+
+// OPTIONS and HEAD on /score when run() does not take the raw request (CONTRACT.md 3.5).
+void respond_score_without_run(Connection* c, const http::Request& r, const http::RequestIds& ids,
+                               uint64_t received_ns) {
+  if (r.method == "OPTIONS") {
+    start_response(c, r, 200, "OK");
+    http::add_header(c->out, "Content-Type", "text/html; charset=utf-8");
+    http::add_header(c->out, "Content-Length", size_t{0});
+    http::add_header(c->out, "x-ms-run-function-failed", "False");
+    add_request_headers(c, r, ids);
+    end_response(c, r, "");
+    log_view_request(r, 200, ms_since(received_ns), 0);
+    log_access(c, r, 200, 0);
+    return;
+  }
+  constexpr std::string_view kMessage = "Method not allowed";
+  log_view_request(r, 405, ms_since(received_ns), http::json_message(kMessage).size());
+  respond_message(c, r, 405, kMessage, &ids);
+}
+
+bool header_is_safe(std::string_view s) {
+  for (char ch : s)
+    if (ch == '\r' || ch == '\n' || ch == '\0') return false;
+  return true;
+}
+
+void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
+  const http::Request& r = job->request;
+  bridge::ScoreResponse& resp = job->response;
+  for (const auto& [name, value] : resp.headers) {
+    if (!header_is_safe(name) || !header_is_safe(value)) {
+      std::string shown;
+      http::append_json_string(shown, name);
+      logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
+                     fmt::format("run() returned a response header with CR, LF or NUL in it (\"{}\"); it was not "
+                                 "sent. Remove line breaks from header names and values.",
+                                 shown));
+      resp.error_message = "An unexpected internal error occurred. Check the logs for more info.";
+      resp.run_function_failed = false;
+      resp.has_exec_ms = false;
+      break;
+    }
+  }
+  std::string error_body;
+  if (!resp.error_message.empty()) error_body = http::json_message(resp.error_message);
+  const std::string& body = resp.error_message.empty() ? resp.body : error_body;
+  start_response(c, r, resp.status,
+                 resp.reason.empty() || !resp.error_message.empty() ? http::reason_phrase_upper(resp.status)
+                                                                    : std::string_view(resp.reason));
+  if (!resp.error_message.empty()) {
+    http::add_header(c->out, "Content-Type", "application/json");
+    http::add_header(c->out, "Content-Length", body.size());
+    http::add_header(c->out, "x-ms-run-function-failed", resp.run_function_failed ? "True" : "False");
+  } else {
+    size_t i = 0;
+    if (!resp.headers.empty() && http::iequals(resp.headers[0].first, "content-type")) {
+      http::add_header(c->out, resp.headers[0].first, resp.headers[0].second);
+      i = 1;
+    }
+    http::add_header(c->out, "Content-Length", body.size());
+    for (; i < resp.headers.size(); ++i) {
+      if (http::iequals(resp.headers[i].first, "x-request-id") && !ids.request_id.empty()) continue;
+      http::add_header(c->out, resp.headers[i].first, resp.headers[i].second);
+    }
+  }
+  if (resp.has_exec_ms) http::add_header(c->out, "x-ms-run-fn-exec-ms", fmt::format("{:.3f}", resp.exec_ms));
+  add_request_headers(c, r, ids);
+  end_response(c, r, body);
+  // The reference logs the view's line before the response goes out, the access line after.
+  log_view_request(r, resp.status, job->handled_ms, body.size());
+  log_access(c, r, resp.status, r.method == "HEAD" ? 0 : body.size());
+}
+
+// Answers a parsed request or hands it to Python; true when the answer is already in c->out.
+bool handle_request(Connection* c) {
+  http::Request& r = c->parser.request();
+  uint64_t received_ns = monotonic_ns();
+  Route route = route_of(r);
+  if (route == Route::not_found) {
+    respond_message(c, r, 404,
+                    "The requested URL was not found on the server. If you entered the URL manually please check your "
+                    "spelling and try again.",
+                    nullptr);
+    return true;
+  }
+  if (!method_routed(route, r.method)) {
+    respond_message(c, r, 405, "The method is not allowed for the requested URL.", nullptr);
+    return true;
+  }
+  if (route == Route::swagger) {  // swagger documents come with the contract work; until then, not found
+    respond_message(c, r, 404,
+                    "The requested URL was not found on the server. If you entered the URL manually please check your "
+                    "spelling and try again.",
+                    nullptr);
+    return true;
+  }
+  http::RequestIds ids;
+  if (!check_request_ids(c, r, ids)) return true;
+  if (route == Route::health) {
+    respond_health(c, r, ids);
+    return true;
+  }
+  if ((r.method == "OPTIONS" || r.method == "HEAD") && bridge::input_mode() != bridge::InputMode::raw) {
+    respond_score_without_run(c, r, ids, received_ns);
+    return true;
+  }
+  auto* job = new Job;
+  job->connection = c;
+  job->request = std::move(r);
+  job->received_ns = received_ns;
+  job->header_views.reserve(job->request.headers.size());
+  for (const http::Header& h : job->request.headers) job->header_views.emplace_back(h.name, h.value);
+  job->ids = std::move(ids);
+  c->job = job;
+  io->queue->push(job);
+  return false;
+}
+
+// ---- reading ----------------------------------------------------------------------------------------
+
+void on_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
+  *buf = uv_buf_init(io->read_buffer, sizeof io->read_buffer);
+}
+
+void stop_reading(Connection* c) {
+  if (!c->reading) return;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
+  c->reading = false;
+}
+
+void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+
+void start_reading(Connection* c) {
+  if (c->reading || c->closing) return;
+  if (uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), on_alloc, on_read) == 0) c->reading = true;
+}
+
+void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  auto* c = reinterpret_cast<Connection*>(stream);
+  if (nread < 0) {
+    close_connection(c);
+    return;
+  }
+  process_input(c, buf->base, static_cast<size_t>(nread));
+}
+
+// Parses and answers requests in order until the bytes run out or one waits for Python.
+void process_input(Connection* c, const char* data, size_t len) {
+  while (!c->closing) {
+    if (c->job) {  // an answer is pending: keep the rest for later, in order
+      c->leftover.append(data, len);
+      stop_reading(c);
+      return;
+    }
+    size_t consumed = 0;
+    http::ParseStatus status = c->parser.feed(data, len, &consumed);
+    data += consumed;
+    len -= consumed;
+    switch (status) {
+      case http::ParseStatus::need_more:
+        flush(c);
+        return;
+      case http::ParseStatus::head_complete:
+        c->out.append("HTTP/1.1 100 Continue\r\n\r\n");
+        flush(c);
+        continue;
+      case http::ParseStatus::error:
+        respond_transport_error(c, c->parser.error());
+        return;
+      case http::ParseStatus::request_ready:
+        if (handle_request(c)) {
+          c->parser.next();
+          if (c->close_after_write) {
+            flush(c);
+            stop_reading(c);
+            return;
+          }
+        }
+        continue;
+    }
+  }
+}
+
+void on_jobs_done(uv_async_t*) {
+  std::vector<Job*> done;
+  {
+    std::lock_guard<std::mutex> lock(io->queue->mutex);
+    done.swap(io->queue->done);
+  }
+  for (Job* job : done) {
+    Connection* c = job->connection;
+    c->job = nullptr;
+    if (c->closing) {  // the client went away while run() worked
+      delete job;
+      c->closing = false;
+      close_connection(c);
+      continue;
+    }
+    respond_scored(c, job, job->ids);
+    delete job;
+    c->parser.next();
+    flush(c);
+    if (c->close_after_write) continue;
+    std::string rest;
+    rest.swap(c->leftover);
+    process_input(c, rest.data(), rest.size());
+    if (!c->job && !c->closing) start_reading(c);
+  }
+}
+
+void on_connection(uv_stream_t* listener, int status) {
+  if (status < 0 || io->draining) return;
+  auto* c = new Connection(io->limits);
+  uv_tcp_init(&io->loop, &c->tcp);
+  ++io->connections;
+  if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
+    close_connection(c);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  struct sockaddr_storage addr;
+  int addr_len = sizeof addr;
+  char host[64] = "-";
+  if (uv_tcp_getpeername(&c->tcp, reinterpret_cast<struct sockaddr*>(&addr), &addr_len) == 0) {
+    if (addr.ss_family == AF_INET) uv_ip4_name(reinterpret_cast<struct sockaddr_in*>(&addr), host, sizeof host);
+    else if (addr.ss_family == AF_INET6) uv_ip6_name(reinterpret_cast<struct sockaddr_in6*>(&addr), host, sizeof host);
+  }
+  c->peer = host;
+  start_reading(c);
+}
+
+// ---- stopping ---------------------------------------------------------------------------------------
+
+void close_idle(uv_handle_t* handle, void*) {
+  if (handle->type != UV_TCP) return;
+  auto* c = reinterpret_cast<Connection*>(handle);
+  for (uv_tcp_t* l : io->listeners)
+    if (reinterpret_cast<uv_handle_t*>(l) == handle) return;
+  if (!c->job && !c->parser.in_progress() && c->pending_writes == 0) close_connection(c);
+  else c->close_after_write = true;
+}
+
+void begin_drain() {
+  if (io->draining) return;
+  io->draining = true;
+  for (uv_tcp_t* l : io->listeners) uv_close(reinterpret_cast<uv_handle_t*>(l), nullptr);
+  uv_walk(&io->loop, close_idle, nullptr);
+  if (io->connections == 0) finish_drain();
+}
+
+void on_stop_signal(uv_signal_t* handle, int signum) {
+  if (signum == SIGTERM) {
+    begin_drain();
+    return;
+  }
+  // INT and QUIT: leave at once, as gunicorn's workers do.
+  (void)handle;
+  logline::write(logline::Stream::err, logline::Level::info, "gunicorn.error",
+                 fmt::format("Worker exiting (pid: {})", getpid()));
+  _exit(kExitStopped);
+}
+
+void on_heartbeat(uv_timer_t*) { io->slot->heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed); }
+
+void io_main() {
+  uv_run(&io->loop, UV_RUN_DEFAULT);
+}
+
+}  // namespace
+
+void start_io(const Options& options, JobQueue& queue) {
+  io = new Io;
+  io->queue = &queue;
+  io->slot = &options.table->slots[options.slot];
+  if (const char* v = getenv("HTTP_X_MS_SERVER_VERSION")) io->server_version = v;
+  uv_loop_init(&io->loop);
+  uv_async_init(&io->loop, &io->done_async, on_jobs_done);
+  queue.done_async = &io->done_async;
+  for (int fd : options.listen_fds) {
+    auto* l = new uv_tcp_t;
+    uv_tcp_init(&io->loop, l);
+    if (uv_tcp_open(l, fd) != 0 || uv_listen(reinterpret_cast<uv_stream_t*>(l), kBacklog, on_connection) != 0) {
+      logline::write(logline::Stream::out, logline::Level::critical, "azmlinfsrv",
+                     fmt::format("Worker {} cannot accept on the listening socket (fd {}); it exits.", getpid(), fd));
+      _exit(1);
+    }
+    io->listeners.push_back(l);
+  }
+  uv_signal_init(&io->loop, &io->sigterm);
+  uv_signal_init(&io->loop, &io->sigint);
+  uv_signal_init(&io->loop, &io->sigquit);
+  uv_signal_start(&io->sigterm, on_stop_signal, SIGTERM);
+  uv_signal_start(&io->sigint, on_stop_signal, SIGINT);
+  uv_signal_start(&io->sigquit, on_stop_signal, SIGQUIT);
+  uv_timer_init(&io->loop, &io->heartbeat);
+  uv_timer_start(&io->heartbeat, on_heartbeat, 0, 1000);
+
+  // The loop thread takes no signals: they reach the Python thread (SIGALRM for the scoring timeout)
+  // and libuv's handlers forward the stop signals to the loop through its own pipe.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  io->thread = std::thread(io_main);
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+}
+
+void join_io() {
+  if (io->thread.joinable()) io->thread.join();
+}
+
+}  // namespace worker

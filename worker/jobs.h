@@ -1,0 +1,60 @@
+// Internal to worker/: the hand-off between the I/O thread and the Python thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <vector>
+
+#include <uv.h>
+
+#include "../http/http.h"
+#include "../python_bridge/bridge.h"
+#include "worker.h"
+
+namespace worker {
+
+struct Connection;
+
+struct Job {
+  Connection* connection = nullptr;  // touched only on the I/O thread
+  http::Request request;             // moved out of the parser; read-only for the Python thread
+  http::RequestIds ids;              // resolved on arrival, sent with the answer
+  bridge::HeaderList header_views;
+  bridge::ScoreResponse response;    // written by the Python thread
+  uint64_t received_ns = 0;
+  double handled_ms = 0;  // time in the Python thread, for the request log line
+};
+
+// Jobs go to the Python thread through `pending` (mutex and condition variable); results come back
+// through `done` and one uv_async wake-up, however many finished meanwhile.
+struct JobQueue {
+  std::mutex mutex;
+  std::condition_variable wake_python;
+  std::deque<Job*> pending;
+  std::vector<Job*> done;
+  bool stopping = false;
+  uv_async_t* done_async = nullptr;
+
+  void push(Job* job) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      pending.push_back(job);
+    }
+    wake_python.notify_one();
+  }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stopping = true;
+    }
+    wake_python.notify_one();
+  }
+};
+
+// Starts the I/O thread on the inherited listeners; it accepts only once this returns.
+void start_io(const Options& options, JobQueue& queue);
+// Waits for the I/O thread to finish (after a stop signal has drained the connections).
+void join_io();
+
+}  // namespace worker

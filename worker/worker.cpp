@@ -1,0 +1,107 @@
+// The worker's main thread: boot Python, start the I/O thread, then run score jobs one at a time.
+#include "worker.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "../log/log.h"
+#include "jobs.h"
+
+namespace worker {
+
+uint64_t monotonic_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+namespace {
+
+void reset_signals_after_fork() {
+  // The arbiter's handlers write to the arbiter's pipe; a worker starts from the defaults.
+  for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGCHLD, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH})
+    signal(sig, SIG_DFL);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+void serve_jobs(Slot& slot, JobQueue& queue) {
+  std::vector<Job*> batch;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(queue.mutex);
+      queue.wake_python.wait(lock, [&] { return queue.stopping || !queue.pending.empty(); });
+      if (queue.pending.empty()) return;  // stopping, and nothing left to run
+      batch.assign(queue.pending.begin(), queue.pending.end());
+      queue.pending.clear();
+    }
+    for (Job* job : batch) {
+      const http::Request& r = job->request;
+      bridge::ScoreRequest request;
+      request.method = r.method;
+      request.query = r.query();
+      const std::string* content_type = r.find_header("content-type");
+      if (content_type) request.content_type = *content_type;
+      request.headers = &job->header_views;
+      request.body = r.body;
+      uint64_t started = monotonic_ns();
+      slot.run_started_ns.store(started, std::memory_order_relaxed);
+      bridge::score(request, job->response);
+      uint64_t finished = monotonic_ns();
+      slot.run_started_ns.store(0, std::memory_order_relaxed);
+      slot.requests_served.fetch_add(1, std::memory_order_relaxed);
+      job->handled_ms = static_cast<double>(finished - started) / 1e6;
+      {
+        std::lock_guard<std::mutex> lock(queue.mutex);
+        queue.done.push_back(job);
+      }
+      uv_async_send(queue.done_async);
+    }
+    batch.clear();
+  }
+}
+
+}  // namespace
+
+void run(const Options& options) {
+  reset_signals_after_fork();
+  Slot& slot = options.table->slots[options.slot];
+  slot.pid.store(getpid());
+  slot.heartbeat_ns.store(monotonic_ns());
+  slot.run_started_ns.store(0);
+  slot.requests_served.store(0);
+  slot.state.store(SlotState::booting);
+
+  bridge::BootOptions boot;
+  boot.interpreter = options.interpreter;
+  boot.package_dir = options.package_dir;
+  Table* table = options.table;
+  boot.claim_error_report = [table] {
+    uint32_t expected = 0;
+    return table->boot_failure_reported.compare_exchange_strong(expected, 1);
+  };
+  if (!bridge::boot(boot)) _exit(kExitBootFailed);
+
+  JobQueue queue;
+  start_io(options, queue);
+  slot.state.store(SlotState::ready);
+  logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
+                 fmt::format("Worker with pid {} ready for serving traffic", getpid()));
+
+  serve_jobs(slot, queue);
+  join_io();
+  slot.state.store(SlotState::exiting);
+  bridge::shutdown();
+  logline::write(logline::Stream::err, logline::Level::info, "gunicorn.error",
+                 fmt::format("Worker exiting (pid: {})", getpid()));
+  _exit(kExitStopped);
+}
+
+}  // namespace worker
