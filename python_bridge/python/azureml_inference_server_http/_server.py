@@ -239,8 +239,17 @@ def boot(claim_error_report):
     return Entry(run, mode, input_name, wants_headers, scoring_timeout_ms)
 
 
+def _user_traceback(error):
+    """The traceback without the server's own frames and importlib's, which only hide the script's line."""
+    summary = traceback.TracebackException.from_exception(error)
+    summary.stack = traceback.StackSummary.from_list(
+        [frame for frame in summary.stack
+         if not frame.filename.startswith(_PACKAGE_DIR) and not frame.filename.startswith("<frozen importlib")])
+    return "".join(summary.format()).rstrip("\n")
+
+
 def _report_boot_failure(stage, error, entry_script):
-    detail = "".join(traceback.format_exception(error)).rstrip("\n")
+    detail = _user_traceback(error)
     if stage == "config":
         if isinstance(error, BootFailure):
             _configuration_error([str(error)])
@@ -252,15 +261,24 @@ def _report_boot_failure(stage, error, entry_script):
         logger.error("Encountered Exception %s", detail)
         _log_model_dir_tree(_env("AZUREML_MODEL_DIR", ""))
         return
-    if isinstance(error, FileNotFoundError) and entry_script and error.filename == entry_script:
-        logger.error("No such file or directory.")
-    elif isinstance(error, BootFailure) and str(error).startswith("No score script found."):
+    if isinstance(error, BootFailure):
         logger.error("%s", error)
         return
-    elif isinstance(error, ImportError) and entry_script:
-        detail += ("\nHint: the entry script's own folder is not on sys.path. Put sibling modules under "
-                   "AML_APP_ROOT (%s) or set AZUREML_SOURCE_DIRECTORY." % _env("AML_APP_ROOT", _DEFAULT_APP_ROOT))
-    logger.error("%s", detail)
+    if isinstance(error, FileNotFoundError) and entry_script and error.filename == entry_script:
+        logger.error("No such file or directory.")
+    elif _is_sibling_import(error, entry_script):
+        detail += ("\nHint: %s sits beside the entry script, but the entry script's folder is not on sys.path "
+                   "(as in Azure ML). Set AML_APP_ROOT to that folder (or run the server from it), or set "
+                   "AZUREML_SOURCE_DIRECTORY." % error.name)
+    logger.error("Failed to load the entry script %s:\n%s", entry_script or "main.py", detail)
+
+
+def _is_sibling_import(error, entry_script):
+    if not isinstance(error, ModuleNotFoundError) or not error.name or not entry_script:
+        return False
+    folder = os.path.dirname(entry_script)
+    top = error.name.split(".")[0]
+    return os.path.exists(os.path.join(folder, top + ".py")) or os.path.isdir(os.path.join(folder, top))
 
 
 # ---- the rare paths of a request ------------------------------------------------------------------
