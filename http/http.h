@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -106,6 +107,9 @@ std::string new_uuid4();
 
 // Percent-decodes a path for routing ("/sc%6Fre" is "/score") and merges repeated slashes as Werkzeug does.
 std::string normalize_path(std::string_view raw_path);
+
+// The first value of `name` in a query string, percent-decoded with '+' as space; nullopt when absent.
+std::optional<std::string> query_param(std::string_view query, std::string_view name);
 
 bool iequals(std::string_view a, std::string_view b);
 

@@ -227,28 +227,61 @@ const std::string* Request::find_header(std::string_view name) const {
   return nullptr;
 }
 
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Decodes %XX at raw[i] into *out and advances i past it; false (nothing consumed) when not an escape.
+bool take_escape(std::string_view raw, size_t& i, char* out) {
+  if (raw[i] != '%' || i + 2 >= raw.size()) return false;
+  int h = hex_value(raw[i + 1]), l = hex_value(raw[i + 2]);
+  if (h < 0 || l < 0) return false;
+  *out = static_cast<char>(h * 16 + l);
+  i += 2;
+  return true;
+}
+
+std::string decode_query_part(std::string_view raw) {
+  std::string out;
+  out.reserve(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) {
+    char c = raw[i];
+    if (c == '+') c = ' ';
+    else take_escape(raw, i, &c);
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string normalize_path(std::string_view raw) {
   std::string out;
   out.reserve(raw.size());
-  auto hexval = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
   for (size_t i = 0; i < raw.size(); ++i) {
     char c = raw[i];
-    if (c == '%' && i + 2 < raw.size()) {
-      int h = hexval(raw[i + 1]), l = hexval(raw[i + 2]);
-      if (h >= 0 && l >= 0) {
-        c = static_cast<char>(h * 16 + l);
-        i += 2;
-      }
-    }
+    take_escape(raw, i, &c);
     if (c == '/' && !out.empty() && out.back() == '/') continue;
     out.push_back(c);
   }
   return out;
+}
+
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    size_t eq = pair.find('=');
+    if (decode_query_part(pair.substr(0, eq)) != name) continue;
+    return eq == std::string_view::npos ? std::string{} : decode_query_part(pair.substr(eq + 1));
+  }
+  return std::nullopt;
 }
 
 bool iequals(std::string_view a, std::string_view b) {

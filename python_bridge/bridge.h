@@ -52,6 +52,10 @@ struct ScoreResponse {
 // Calls run() for one request under the scoring timeout and builds the response (CONTRACT.md 3.5, 4.5).
 void score(const ScoreRequest& request, ScoreResponse& response);
 
+// The swagger documents built at boot, as (version, JSON bytes) for "2", "3", "3.1" in that order, only
+// the versions this script supports. Read-only after boot: the I/O thread serves them without the GIL.
+const std::vector<std::pair<std::string, std::string>>& swagger_documents();
+
 // Flushes Python's stdout/stderr and runs atexit hooks before the worker exits.
 void shutdown();
 

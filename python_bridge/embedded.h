@@ -3,6 +3,10 @@
 
 #include <Python.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "bridge.h"
 
 namespace bridge::embedded {
@@ -21,6 +25,7 @@ struct Entry {
   PyObject* timeout_error = nullptr;
   PyThreadState* released = nullptr;  // the main thread's state while the GIL is released
   bool warned_form_body = false;
+  std::vector<std::pair<std::string, std::string>> swaggers;
 };
 
 Entry& entry();

@@ -89,6 +89,8 @@ bool boot(const BootOptions& options) {
     e.mode = mode == "raw" ? InputMode::raw : mode == "object" ? InputMode::object : InputMode::json_string;
     e.json_dumps = py::object(py::module_::import("json").attr("dumps")).release().ptr();
     e.response_types = py::object(loaded.attr("response_types")).release().ptr();
+    for (auto item : py::dict(loaded.attr("swaggers")))
+      e.swaggers.emplace_back(item.first.cast<std::string>(), item.second.cast<std::string>());
     e.empty_tuple = PyTuple_New(0);
     e.timeout_error = PyExc_TimeoutError;
   } catch (py::error_already_set& err) {
@@ -102,6 +104,8 @@ bool boot(const BootOptions& options) {
 }
 
 InputMode input_mode() { return embedded::entry().mode; }
+
+const std::vector<std::pair<std::string, std::string>>& swagger_documents() { return embedded::entry().swaggers; }
 
 void shutdown() {
   embedded::Entry& e = embedded::entry();

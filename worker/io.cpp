@@ -235,16 +235,59 @@ bool check_request_ids(Connection* c, const http::Request& r, http::RequestIds& 
   return true;
 }
 
+// Flask's automatic OPTIONS answer for the health and swagger views.
+void respond_options(Connection* c, const http::Request& r, const http::RequestIds& ids) {
+  start_response(c, r, 200, "OK");
+  http::add_header(c->out, "Content-Type", "text/html; charset=utf-8");
+  http::add_header(c->out, "Content-Length", size_t{0});
+  http::add_header(c->out, "Allow", "GET, HEAD, OPTIONS");
+  add_request_headers(c, r, ids);
+  end_response(c, r, "");
+  log_access(c, r, 200, 0);
+}
+
 void respond_health(Connection* c, const http::Request& r, const http::RequestIds& ids) {
-  bool options = r.method == "OPTIONS";
-  std::string_view body = options ? "" : "Healthy";
+  if (r.method == "OPTIONS") return respond_options(c, r, ids);
+  constexpr std::string_view body = "Healthy";
   start_response(c, r, 200, "OK");
   http::add_header(c->out, "Content-Type", "text/html; charset=utf-8");
   http::add_header(c->out, "Content-Length", body.size());
-  if (options) http::add_header(c->out, "Allow", "GET, HEAD, OPTIONS");
   add_request_headers(c, r, ids);
   end_response(c, r, body);
   log_access(c, r, 200, r.method == "HEAD" ? 0 : body.size());
+}
+
+// GET /swagger.json[?version=V] from the documents built at boot (CONTRACT.md 5.1).
+void respond_swagger(Connection* c, const http::Request& r, const http::RequestIds& ids, uint64_t received_ns) {
+  if (r.method == "OPTIONS") return respond_options(c, r, ids);
+  std::string asked = http::query_param(r.query(), "version").value_or("2");
+  std::string version = asked == "2.0" ? "2" : asked == "3.0" ? "3" : asked;
+  const auto& documents = bridge::swagger_documents();
+  std::string available;
+  const std::string* document = nullptr;
+  for (const auto& [v, json] : documents) {
+    available += (available.empty() ? "" : ", ") + v;
+    if (v == version) document = &json;
+  }
+  int status = 200;
+  std::string body;
+  if (version != "2" && version != "3" && version != "3.1") {
+    status = 404;
+    body = http::json_message(fmt::format("Swagger version [{}] is not valid. Supported versions: [{}].", asked, available));
+  } else if (!document) {
+    status = 404;
+    body = http::json_message(fmt::format(
+        "Swagger version [{}] is not supported for the scoring script. Supported swagger versions: [{}].", asked,
+        available));
+  }
+  const std::string& sent = document && status == 200 ? *document : body;
+  start_response(c, r, status, http::reason_phrase_upper(status));
+  http::add_header(c->out, "Content-Type", "application/json");
+  http::add_header(c->out, "Content-Length", sent.size());
+  add_request_headers(c, r, ids);
+  end_response(c, r, sent);
+  log_view_request(r, status, ms_since(received_ns), sent.size());
+  log_access(c, r, status, r.method == "HEAD" ? 0 : sent.size());
 }
 
 // OPTIONS and HEAD on /score when run() does not take the raw request (CONTRACT.md 3.5).
@@ -335,17 +378,14 @@ bool handle_request(Connection* c) {
     respond_message(c, r, 405, "The method is not allowed for the requested URL.", nullptr);
     return true;
   }
-  if (route == Route::swagger) {  // swagger documents come with the contract work; until then, not found
-    respond_message(c, r, 404,
-                    "The requested URL was not found on the server. If you entered the URL manually please check your "
-                    "spelling and try again.",
-                    nullptr);
-    return true;
-  }
   http::RequestIds ids;
   if (!check_request_ids(c, r, ids)) return true;
   if (route == Route::health) {
     respond_health(c, r, ids);
+    return true;
+  }
+  if (route == Route::swagger) {
+    respond_swagger(c, r, ids, received_ns);
     return true;
   }
   if ((r.method == "OPTIONS" || r.method == "HEAD") && bridge::input_mode() != bridge::InputMode::raw) {

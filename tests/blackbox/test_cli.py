@@ -39,6 +39,11 @@ def test_c60_bad_cli_args(args):
     rc, out, err, elapsed = run_cli(["--entry_script", script] + args)
     assert rc == 1, (rc, out, err)
     assert "usage:" in err, f"stderr should show usage:\n{err}"
+    assert re.search(r"^azmlinfsrv: error: ", err, re.M), err
+    if args[0] == "--port":
+        assert f"azmlinfsrv: error: argument --port: invalid validate_port value: '{args[1]}'" in err, err
+    # argparse prints the description and options (without usage) to stdout
+    assert "Azure ML Inferencing HTTP server v1.5.1" in out, out
     assert elapsed < 5, elapsed
     assert "Server Settings" not in out, "no server may start on a parse error"
 

@@ -93,8 +93,9 @@ def test_c7_server_version_header(echo_server, server):
         request(p, "GET", "/"),
         request(p, "POST", "/score", body="x"),
         request(p, "GET", "/score"),
-        request(p, "GET", "/swagger.json"),
         request(p, "GET", "/", headers={"x-request-id": "r" * 101}),  # 431 is family A too
+        request(p, "OPTIONS", "/score"),
+        request(p, "GET", "/swagger.json"),
     ]
     for r in responses:
         assert r.all("x-ms-server-version") == [VERSION_HEADER], r  # exactly once (DIFFERENCES.md)

@@ -3,7 +3,7 @@ import datetime
 import re
 import time
 
-from bb_http import Conn, request
+from bb_http import request
 
 TS = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d{3}"
 
@@ -42,13 +42,12 @@ def test_c76_request_log_line(server):
     s = server.start("echo_input.py", env={"TZ": "IST-5:30"})
     line_rx = rf"^{TS} I \[\d+\] azmlinfsrv - POST /score 200 (\d+\.\d{{3}})ms (\d+)$"
     bodies = []
-    with Conn(s.port) as c:
-        for i in range(4):
-            r = c.request("POST", "/score", body=f"req{i}" * (i + 1))
-            assert r.status == 200, r
-            bodies.append(r.body)
-            r = c.request("GET", "/")
-            assert r.status == 200
+    for i in range(4):
+        r = request(s.port, "POST", "/score", body=f"req{i}" * (i + 1))
+        assert r.status == 200, r
+        bodies.append(r.body)
+        r = request(s.port, "GET", "/")
+        assert r.status == 200
     deadline = time.monotonic() + 3
     while s.count_log(line_rx) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -132,7 +132,7 @@ def test_spine_keepalive(echo_server):
     # HTTP/1.1 without Connection header: persistent
     with Conn(p) as c:
         for method, path, body in (("GET", "/", None), ("POST", "/score", "a"), ("GET", "/score", None),
-                                   ("GET", "/swagger.json", None)):
+                                   ("OPTIONS", "/score", None)):
             r = c.request(method, path, body=body)
             assert r.status == 200, r
             assert "close" not in ",".join(r.all("connection")).lower(), r
@@ -167,3 +167,26 @@ def test_spine_pipelining(echo_server):
             assert r.json()["received"] == f"p{i}", r
         r = c.read_response()
         assert r.status == 200 and r.body == b"Healthy"
+
+
+def _running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_spine_sigterm_graceful(server):
+    s = server.start("echo_input.py", args=["--worker_count", "2"])
+    workers = s.workers()
+    assert len(workers) >= 2, workers
+    os.kill(s.pid, signal.SIGTERM)
+    rc = s.wait_exit(10)
+    assert rc == 0, f"SIGTERM should exit 0, got {rc}\n{s.logs()}"
+    deadline = time.monotonic() + 2
+    alive = set(workers)
+    while alive and time.monotonic() < deadline:
+        alive = {w for w in alive if _running(w)}
+        time.sleep(0.05)
+    assert not alive, f"workers {alive} outlived the arbiter"

@@ -156,3 +156,12 @@ TEST_CASE("paths are percent-decoded and repeated slashes merged for routing") {
   CHECK(http::normalize_path("/score/") == "/score/");
   CHECK(http::normalize_path("/%zz") == "/%zz");
 }
+
+TEST_CASE("query parameters are found by name and decoded") {
+  CHECK(http::query_param("version=3.1", "version") == std::optional<std::string>("3.1"));
+  CHECK(http::query_param("a=1&version=3&version=2", "version") == std::optional<std::string>("3"));
+  CHECK(http::query_param("v%65rsion=a+b%21", "version") == std::optional<std::string>("a b!"));
+  CHECK(http::query_param("version", "version") == std::optional<std::string>(""));
+  CHECK_FALSE(http::query_param("versions=1&x=2", "version").has_value());
+  CHECK_FALSE(http::query_param("", "version").has_value());
+}

@@ -34,8 +34,9 @@ class BootFailure(Exception):
 class Entry:
     """What the native side needs to serve: run() and how to call it."""
 
-    def __init__(self, run, mode, input_name, wants_headers, scoring_timeout_ms):
+    def __init__(self, run, mode, input_name, wants_headers, scoring_timeout_ms, swaggers):
         self.response_types = response_types()
+        self.swaggers = swaggers  # {"2": bytes, "3": bytes, "3.1": bytes}, the versions this script supports
         self.run = run
         self.mode = mode  # "json", "raw" or "object"
         self.input_name = input_name
@@ -233,10 +234,11 @@ def boot(claim_error_report):
             _report_boot_failure(stage, error, entry_script)
         return None
 
+    swaggers = build_swaggers(app_root)
     if scoring_timeout_ms > 0:
         signal.signal(signal.SIGALRM, _raise_timeout)
     logger.info("Scoring timeout is set to %s", scoring_timeout_ms)
-    return Entry(run, mode, input_name, wants_headers, scoring_timeout_ms)
+    return Entry(run, mode, input_name, wants_headers, scoring_timeout_ms, swaggers)
 
 
 def _user_traceback(error):
@@ -279,6 +281,57 @@ def _is_sibling_import(error, entry_script):
     folder = os.path.dirname(entry_script)
     top = error.name.split(".")[0]
     return os.path.exists(os.path.join(folder, top + ".py")) or os.path.isdir(os.path.join(folder, top))
+
+
+# ---- swagger (CONTRACT.md 5) ---------------------------------------------------------------------
+
+_SWAGGER_VERSIONS = ("2", "3", "3.1")
+_USER_SWAGGER_FILES = {"2": ("swagger.json", "swagger2.json"), "3": ("swagger3.json",), "3.1": ("swagger3.1.json",)}
+_UNDECORATED_SCHEMA = {"type": "object", "example": {}}
+
+
+def _swagger_from_template(version, input_schema, output_schema):
+    template_name = "swagger2_template.json" if version == "2" else "swagger3_template.json"
+    with open(os.path.join(_PACKAGE_DIR, "swagger", template_name), encoding="utf-8") as f:
+        text = f.read()
+    prefix = _env("SERVICE_PATH_PREFIX", "")
+    text = (text.replace("$SERVICE_NAME$", _env("SERVICE_NAME", "ML service"))
+            .replace("$SERVICE_VERSION$", _env("SERVICE_VERSION", "1.0"))
+            .replace("$PATH_PREFIX$", "/" + prefix.strip("/") if prefix else ""))
+    document = json.loads(text)
+    schemas = document["definitions"] if version == "2" else document["components"]["schemas"]
+    schemas["ServiceInput"] = input_schema
+    schemas["ServiceOutput"] = output_schema
+    if version == "3.1":
+        document["openapi"] = "3.1.0"
+    return document
+
+
+def build_swaggers(app_root, input_schema=None, output_schema=None, versions=_SWAGGER_VERSIONS):
+    """The swagger documents served for each supported version, as bytes, built once at boot."""
+    swaggers = {}
+    for version in versions:
+        user_file = next((os.path.join(app_root, name) for name in _USER_SWAGGER_FILES[version]
+                          if os.path.isfile(os.path.join(app_root, name))), None)
+        if user_file:
+            with open(user_file, encoding="utf-8") as f:
+                document = json.load(f)
+            logging.getLogger("azmlinfsrv.swagger").info(
+                "Loaded user's swagger file for version [%s] from %s", version, user_file)
+        else:
+            document = _swagger_from_template(version, input_schema or _UNDECORATED_SCHEMA,
+                                              output_schema or _UNDECORATED_SCHEMA)
+        swaggers[version] = json.dumps(document).encode("utf-8")
+    swagger_logger = logging.getLogger("azmlinfsrv.swagger")
+    skipped = [v for v in _SWAGGER_VERSIONS if v not in swaggers]
+    if not swaggers:
+        swagger_logger.info("No swagger is prepared.")
+    elif skipped:
+        swagger_logger.info("Swaggers are prepared for versions [%s] and skipped for versions [%s].",
+                            ", ".join(swaggers), ", ".join(skipped))
+    else:
+        swagger_logger.info("Swaggers are prepared for the following versions: [%s].", ", ".join(swaggers))
+    return swaggers
 
 
 # ---- the rare paths of a request ------------------------------------------------------------------
