@@ -30,10 +30,14 @@ using HeaderList = std::vector<std::pair<std::string_view, std::string_view>>;
 
 struct ScoreRequest {
   std::string_view method;
-  std::string_view query;  // raw, without '?'
+  std::string_view target;  // path and query as sent, for the raw request object
+  std::string_view query;   // raw, without '?'
   std::string_view content_type;
   const HeaderList* headers = nullptr;
   std::string_view body;
+  std::string_view remote_addr;  // for the raw request's environ
+  int server_port = 0;
+  std::string_view protocol;     // "HTTP/1.1"
 };
 
 struct ScoreResponse {
@@ -47,6 +51,9 @@ struct ScoreResponse {
   bool run_function_failed = false;
   bool has_exec_ms = false;  // x-ms-run-fn-exec-ms only when run() returned normally
   double exec_ms = 0;
+  // A streamed body (CONTRACT.md 4.9): `body` is empty and next_chunk() yields the chunks. The stream
+  // holds a Python iterator until end_stream().
+  void* stream = nullptr;
 };
 
 // Calls run() for one request under the scoring timeout and builds the response (CONTRACT.md 3.5, 4.5).
@@ -55,6 +62,12 @@ void score(const ScoreRequest& request, ScoreResponse& response);
 // The swagger documents built at boot, as (version, JSON bytes) for "2", "3", "3.1" in that order, only
 // the versions this script supports. Read-only after boot: the I/O thread serves them without the GIL.
 const std::vector<std::pair<std::string, std::string>>& swagger_documents();
+
+// The next chunk of a streamed body; false at the end. An exception from the iterator is logged and
+// sets *failed: the response cannot be completed and the connection must be cut.
+bool next_chunk(ScoreResponse& response, std::string& chunk, bool* failed);
+// Releases the stream's iterator (closing a generator the client no longer waits for).
+void end_stream(ScoreResponse& response);
 
 // Flushes Python's stdout/stderr and runs atexit hooks before the worker exits.
 void shutdown();

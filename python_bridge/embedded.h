@@ -1,6 +1,7 @@
 // Internal to python_bridge/: the objects boot() leaves for score(). Not part of the room's surface.
 #pragma once
 
+#define PY_SSIZE_T_CLEAN  // Py_ssize_t lengths for the "#" formats
 #include <Python.h>
 
 #include <string>
@@ -21,8 +22,10 @@ struct Entry {
   PyObject* json_dumps = nullptr;
   PyObject* response_types = nullptr;  // tuple for isinstance
   PyObject* server = nullptr;          // the _server module: the rare paths
+  PyObject* loaded = nullptr;          // the _server.Entry boot() returned
   PyObject* empty_tuple = nullptr;
   PyObject* timeout_error = nullptr;
+  PyObject* client_error = nullptr;  // _server.ClientError: a 4xx for the client, not a failure
   PyThreadState* released = nullptr;  // the main thread's state while the GIL is released
   bool warned_form_body = false;
   std::vector<std::pair<std::string, std::string>> swaggers;

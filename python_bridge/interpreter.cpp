@@ -80,7 +80,9 @@ bool boot(const BootOptions& options) {
       e.released = PyEval_SaveThread();
       return false;
     }
+    py::object server_module = server;
     e.server = server.release().ptr();
+    e.loaded = py::object(loaded).release().ptr();
     e.run = py::object(loaded.attr("run")).release().ptr();
     e.input_name = py::object(loaded.attr("input_name")).release().ptr();
     e.wants_headers = loaded.attr("wants_headers").cast<bool>();
@@ -93,6 +95,7 @@ bool boot(const BootOptions& options) {
       e.swaggers.emplace_back(item.first.cast<std::string>(), item.second.cast<std::string>());
     e.empty_tuple = PyTuple_New(0);
     e.timeout_error = PyExc_TimeoutError;
+    e.client_error = py::object(server_module.attr("ClientError")).release().ptr();
   } catch (py::error_already_set& err) {
     err.restore();
     log_python_error("The server's Python package failed to load");

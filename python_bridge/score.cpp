@@ -3,6 +3,7 @@
 #include <sys/time.h>
 
 #include <chrono>
+#include <utility>
 #include <string>
 
 #include "../log/log.h"
@@ -24,6 +25,10 @@ class Ref {
   ~Ref() { Py_XDECREF(p_); }
   Ref(const Ref&) = delete;
   Ref& operator=(const Ref&) = delete;
+  Ref& operator=(Ref&& other) noexcept {
+    std::swap(p_, other.p_);
+    return *this;
+  }
   PyObject* get() const { return p_; }
   explicit operator bool() const { return p_ != nullptr; }
 
@@ -50,6 +55,11 @@ PyObject* call_server(const char* name, PyObject* arg1, PyObject* arg2 = nullptr
 
 // Logs the pending Python exception through _server.log_exception (ERROR "Encountered Exception: ...").
 void log_pending_exception() {
+  if (!PyErr_Occurred()) {
+    logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
+                   "The server's Python bridge failed without a Python exception. Please report this as a bug.");
+    return;
+  }
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
   PyErr_NormalizeException(&type, &value, &tb);
@@ -113,7 +123,7 @@ PyObject* json_string_input(const ScoreRequest& req, ScoreResponse& resp) {
   return nullptr;
 }
 
-PyObject* headers_dict(const ScoreRequest& req) {
+PyObject* header_pairs(const ScoreRequest& req) {
   Ref pairs(PyList_New(0));
   if (!pairs) return nullptr;
   for (const auto& [name, value] : *req.headers) {
@@ -121,7 +131,84 @@ PyObject* headers_dict(const ScoreRequest& req) {
                             static_cast<Py_ssize_t>(value.size())));
     if (!tuple || PyList_Append(pairs.get(), tuple.get()) < 0) return nullptr;
   }
-  return call_server("headers_dict", pairs.get());
+  Py_INCREF(pairs.get());
+  return pairs.get();
+}
+
+PyObject* headers_dict(const ScoreRequest& req) {
+  Ref pairs(header_pairs(req));
+  return pairs ? call_server("headers_dict", pairs.get()) : nullptr;
+}
+
+// A _server.ClientError pending: fills the response with its status and message and clears it.
+bool take_client_error(ScoreResponse& resp) {
+  Entry& e = embedded::entry();
+  if (!PyErr_ExceptionMatches(e.client_error)) return false;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  Ref status(PyObject_GetAttrString(value, "status"));
+  Ref message(PyObject_GetAttrString(value, "message"));
+  const char* text = message ? PyUnicode_AsUTF8(message.get()) : nullptr;
+  set_json_message(resp, status ? static_cast<int>(PyLong_AsLong(status.get())) : 400, text ? text : "", false);
+  PyErr_Clear();
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(tb);
+  return true;
+}
+
+PyObject* bytes_of(std::string_view s) {
+  return PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+}
+
+PyObject* text_of(std::string_view s) {  // header-ish text: latin-1, as WSGI hands it over
+  return PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
+}
+
+// run()'s keyword arguments for the script's input mode; nullptr after filling an error response.
+PyObject* build_arguments(const ScoreRequest& req, ScoreResponse& resp) {
+  Entry& e = embedded::entry();
+  if (e.mode == InputMode::object) {
+    Ref method(text_of(req.method)), query(text_of(req.query)), content_type(text_of(req.content_type));
+    Ref body(bytes_of(req.body));
+    Ref fn(PyObject_GetAttrString(e.server, "object_arguments"));
+    PyObject* kwargs = fn ? PyObject_CallFunctionObjArgs(fn.get(), e.loaded, method.get(), query.get(),
+                                                         content_type.get(), body.get(), nullptr)
+                          : nullptr;
+    if (!kwargs && PyErr_Occurred()) {
+      if (take_client_error(resp)) return nullptr;
+      log_pending_exception();
+      set_json_message(resp, 500, kInternalError, false);
+    }
+    return kwargs;
+  }
+  Ref input;
+  if (e.mode == InputMode::raw) {
+    Ref method(text_of(req.method)), target(text_of(req.target)), headers(header_pairs(req)), body(bytes_of(req.body));
+    Ref remote(text_of(req.remote_addr)), port(PyLong_FromLong(req.server_port)), protocol(text_of(req.protocol));
+    Ref fn(PyObject_GetAttrString(e.server, "raw_request"));
+    input = Ref(fn && headers ? PyObject_CallFunctionObjArgs(fn.get(), method.get(), target.get(), headers.get(),
+                                                            body.get(), remote.get(), port.get(), protocol.get(),
+                                                            nullptr)
+                              : nullptr);
+    if (!input) {
+      log_pending_exception();
+      set_json_message(resp, 500, kInternalError, false);
+      return nullptr;
+    }
+  } else {
+    input = Ref(json_string_input(req, resp));
+    if (!input) return nullptr;
+  }
+  PyObject* kwargs = PyDict_New();
+  if (!kwargs || PyDict_SetItem(kwargs, e.input_name, input.get()) < 0) {
+    Py_XDECREF(kwargs);
+    log_pending_exception();
+    set_json_message(resp, 500, kInternalError, false);
+    return nullptr;
+  }
+  return kwargs;
 }
 
 // The scoring timeout: SIGALRM reaches the main thread (the I/O thread blocks all signals) and the
@@ -152,9 +239,9 @@ class ScoringTimer {
 void take_response_object(PyObject* output, ScoreResponse& resp) {
   Ref parts(call_server("response_parts", output));
   int status = 0;
-  PyObject *reason = nullptr, *headers = nullptr, *body = nullptr;
-  if (!parts || !PyArg_ParseTuple(parts.get(), "iOOO", &status, &reason, &headers, &body) ||
-      !PyBytes_Check(body) || !PyList_Check(headers)) {
+  PyObject *reason = nullptr, *headers = nullptr, *body = nullptr, *chunks = nullptr;
+  if (!parts || !PyArg_ParseTuple(parts.get(), "iOOOO", &status, &reason, &headers, &body, &chunks) ||
+      !PyList_Check(headers) || !(PyBytes_Check(body) || chunks != Py_None)) {
     if (PyErr_Occurred()) log_pending_exception();
     set_json_message(resp, 500, kInternalError, false);
     return;
@@ -168,6 +255,11 @@ void take_response_object(PyObject* output, ScoreResponse& resp) {
     if (name && value) resp.headers.emplace_back(name, value);
   }
   PyErr_Clear();
+  if (chunks != Py_None) {
+    Py_INCREF(chunks);
+    resp.stream = chunks;
+    return;
+  }
   resp.body.assign(PyBytes_AS_STRING(body), static_cast<size_t>(PyBytes_GET_SIZE(body)));
 }
 
@@ -191,7 +283,7 @@ void serialise_output(PyObject* output, ScoreResponse& resp) {
       PyErr_NormalizeException(&type, &value, &tb);
       if (tb && value) PyException_SetTraceback(value, tb);
       Ref logged(value ? call_server("log_unserialisable", value, output) : nullptr);
-      if (!logged) PyErr_Clear();
+      if (!logged) PyErr_Print();
       Py_XDECREF(type);
       Py_XDECREF(value);
       Py_XDECREF(tb);
@@ -217,20 +309,9 @@ void score(const ScoreRequest& req, ScoreResponse& resp) {
   resp.error_message.clear();
   resp.has_exec_ms = false;
 
-  if (e.mode != InputMode::json_string) {
-    logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
-                   "This build serves undecorated run() only; @rawhttp and @input_schema scripts are not supported yet.");
-    set_json_message(resp, 500, kInternalError, false);
-    return;
-  }
-  Ref input(json_string_input(req, resp));
-  if (!input) return;
-  Ref kwargs(PyDict_New());
-  if (!kwargs || PyDict_SetItem(kwargs.get(), e.input_name, input.get()) < 0) {
-    log_pending_exception();
-    set_json_message(resp, 500, kInternalError, false);
-    return;
-  }
+  resp.stream = nullptr;
+  Ref kwargs(build_arguments(req, resp));
+  if (!kwargs) return;
   if (e.wants_headers) {
     Ref headers(headers_dict(req));
     if (!headers || PyDict_SetItemString(kwargs.get(), "request_headers", headers.get()) < 0) {
@@ -258,6 +339,46 @@ void score(const ScoreRequest& req, ScoreResponse& resp) {
   resp.has_exec_ms = true;
   resp.exec_ms = std::chrono::duration<double, std::milli>(finished - started).count();
   serialise_output(output.get(), resp);
+}
+
+bool next_chunk(ScoreResponse& response, std::string& chunk, bool* failed) {
+  *failed = false;
+  if (!response.stream) return false;
+  embedded::Gil gil;
+  // Skips empty items: a zero-length chunk would end the chunked body early.
+  for (;;) {
+    Ref item(PyIter_Next(static_cast<PyObject*>(response.stream)));
+    if (!item) {
+      if (PyErr_Occurred()) {
+        log_pending_exception();
+        *failed = true;
+      }
+      return false;
+    }
+    char* data = nullptr;
+    Py_ssize_t size = 0;
+    if (PyBytes_AsStringAndSize(item.get(), &data, &size) < 0) {
+      log_pending_exception();
+      *failed = true;
+      return false;
+    }
+    if (size == 0) continue;
+    chunk.assign(data, static_cast<size_t>(size));
+    return true;
+  }
+}
+
+void end_stream(ScoreResponse& response) {
+  if (!response.stream) return;
+  embedded::Gil gil;
+  auto* iterator = static_cast<PyObject*>(response.stream);
+  response.stream = nullptr;
+  // Closes the generator (runs its finally blocks) when the client left before the end.
+  if (PyObject_HasAttrString(iterator, "close")) {
+    Ref done(PyObject_CallMethod(iterator, "close", nullptr));
+    if (!done) log_pending_exception();
+  }
+  Py_DECREF(iterator);
 }
 
 }  // namespace bridge

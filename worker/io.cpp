@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -19,7 +20,8 @@ struct Connection {
   http::Parser parser;
   std::string out;       // the response being built; reused across requests
   std::string leftover;  // bytes read past a request whose answer is still pending (pipelining)
-  std::string peer;      // remote address, for the access log
+  std::string peer;      // remote address, for the access log and the raw request
+  int local_port = 0;
   Job* job = nullptr;    // the request the Python thread is working on
   int pending_writes = 0;
   bool reading = false;
@@ -76,7 +78,10 @@ void on_closed(uv_handle_t* handle) {
 void close_connection(Connection* c) {
   if (c->closing) return;
   c->closing = true;
-  if (c->job) return;  // freed when its job comes back
+  if (c->job) {  // freed when its job comes back; a stream stops producing
+    c->job->cancelled.store(true);
+    return;
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), on_closed);
 }
 
@@ -165,9 +170,11 @@ void log_access(Connection* c, const http::Request& r, int status, size_t body_s
 }
 
 // The azmlinfsrv line for requests that reached the score or swagger view (CONTRACT.md 6.3).
-void log_view_request(const http::Request& r, int status, double ms, size_t length) {
+// A streamed body's length is unknown when the line is written: "N/A", as the reference logs it.
+void log_view_request(const http::Request& r, int status, double ms, std::optional<size_t> length) {
   logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
-                 fmt::format("{} {} {} {:.3f}ms {}", r.method, r.target, status, ms, length));
+                 fmt::format("{} {} {} {:.3f}ms {}", r.method, r.target, status, ms,
+                             length ? std::to_string(*length) : std::string("N/A")));
 }
 
 double ms_since(uint64_t start_ns) { return static_cast<double>(monotonic_ns() - start_ns) / 1e6; }
@@ -309,6 +316,9 @@ void respond_score_without_run(Connection* c, const http::Request& r, const http
   respond_message(c, r, 405, kMessage, &ids);
 }
 
+// Chunked framing for HTTP/1.1; an HTTP/1.0 client gets the bytes as they are and a close at the end.
+bool chunked(const http::Request& r) { return !(r.version_major == 1 && r.version_minor == 0); }
+
 bool header_is_safe(std::string_view s) {
   for (char ch : s)
     if (ch == '\r' || ch == '\n' || ch == '\0') return false;
@@ -348,7 +358,9 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
       http::add_header(c->out, resp.headers[0].first, resp.headers[0].second);
       i = 1;
     }
-    http::add_header(c->out, "Content-Length", body.size());
+    if (!resp.stream) http::add_header(c->out, "Content-Length", body.size());
+    else if (chunked(r)) http::add_header(c->out, "Transfer-Encoding", "chunked");
+    else c->close_after_write = true;  // HTTP/1.0: the end of the body is the end of the connection
     for (; i < resp.headers.size(); ++i) {
       if (http::iequals(resp.headers[i].first, "x-request-id") && !ids.request_id.empty()) continue;
       http::add_header(c->out, resp.headers[i].first, resp.headers[i].second);
@@ -358,7 +370,7 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
   add_request_headers(c, r, ids);
   end_response(c, r, body);
   // The reference logs the view's line before the response goes out, the access line after.
-  log_view_request(r, resp.status, job->handled_ms, body.size());
+  log_view_request(r, resp.status, job->handled_ms, resp.stream ? std::optional<size_t>() : body.size());
   log_access(c, r, resp.status, r.method == "HEAD" ? 0 : body.size());
 }
 
@@ -399,6 +411,8 @@ bool handle_request(Connection* c) {
   job->header_views.reserve(job->request.headers.size());
   for (const http::Header& h : job->request.headers) job->header_views.emplace_back(h.name, h.value);
   job->ids = std::move(ids);
+  job->remote_addr = c->peer;
+  job->server_port = c->local_port;
   c->job = job;
   io->queue->push(job);
   return false;
@@ -469,30 +483,62 @@ void process_input(Connection* c, const char* data, size_t len) {
   }
 }
 
+// A request's answer is complete: the connection goes on with pipelined bytes or reads again.
+void finish_job(Connection* c, Job* job) {
+  delete job;
+  c->job = nullptr;
+  if (c->closing) {  // the client went away while the answer was being made
+    c->closing = false;
+    close_connection(c);
+    return;
+  }
+  c->parser.next();
+  flush(c);
+  if (c->close_after_write) return;
+  std::string rest;
+  rest.swap(c->leftover);
+  process_input(c, rest.data(), rest.size());
+  if (!c->job && !c->closing) start_reading(c);
+}
+
+void write_chunk(Connection* c, const Job* job, std::string_view data) {
+  if (c->closing || job->request.method == "HEAD") return;
+  if (chunked(job->request)) fmt::format_to(std::back_inserter(c->out), "{:x}\r\n", data.size());
+  c->out.append(data);
+  if (chunked(job->request)) c->out.append("\r\n");
+  flush(c);
+}
+
 void on_jobs_done(uv_async_t*) {
-  std::vector<Job*> done;
+  std::vector<Completion> done;
   {
     std::lock_guard<std::mutex> lock(io->queue->mutex);
     done.swap(io->queue->done);
   }
-  for (Job* job : done) {
+  for (Completion& event : done) {
+    Job* job = event.job;
     Connection* c = job->connection;
-    c->job = nullptr;
-    if (c->closing) {  // the client went away while run() worked
-      delete job;
-      c->closing = false;
-      close_connection(c);
-      continue;
+    bool streamed = job->response.stream != nullptr;
+    switch (event.kind) {
+      case Completion::Kind::response:
+        if (!c->closing) respond_scored(c, job, job->ids);
+        if (streamed) flush(c);
+        else finish_job(c, job);
+        break;
+      case Completion::Kind::chunk:
+        write_chunk(c, job, event.data);
+        break;
+      case Completion::Kind::end:
+        if (!c->closing && job->request.method != "HEAD" && chunked(job->request)) c->out.append("0\r\n\r\n");
+        finish_job(c, job);
+        break;
+      case Completion::Kind::abort:  // the body broke after the head went out: only cutting tells the client
+        c->out.clear();
+        c->close_after_write = true;
+        c->closing = true;
+        finish_job(c, job);
+        break;
     }
-    respond_scored(c, job, job->ids);
-    delete job;
-    c->parser.next();
-    flush(c);
-    if (c->close_after_write) continue;
-    std::string rest;
-    rest.swap(c->leftover);
-    process_input(c, rest.data(), rest.size());
-    if (!c->job && !c->closing) start_reading(c);
   }
 }
 
@@ -514,6 +560,9 @@ void on_connection(uv_stream_t* listener, int status) {
     else if (addr.ss_family == AF_INET6) uv_ip6_name(reinterpret_cast<struct sockaddr_in6*>(&addr), host, sizeof host);
   }
   c->peer = host;
+  if (uv_tcp_getsockname(&c->tcp, reinterpret_cast<struct sockaddr*>(&addr), &addr_len) == 0 &&
+      addr.ss_family == AF_INET)
+    c->local_port = ntohs(reinterpret_cast<struct sockaddr_in*>(&addr)->sin_port);
   start_reading(c);
 }
 

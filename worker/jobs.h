@@ -4,6 +4,8 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <string>
+#include <atomic>
 #include <vector>
 
 #include <uv.h>
@@ -24,6 +26,19 @@ struct Job {
   bridge::ScoreResponse response;    // written by the Python thread
   uint64_t received_ns = 0;
   double handled_ms = 0;  // time in the Python thread, for the request log line
+  std::string remote_addr;
+  int server_port = 0;
+  // Set by the I/O thread when the client is gone: a streaming Python thread stops iterating.
+  std::atomic<bool> cancelled{false};
+};
+
+// What the Python thread hands back. A plain response is one `response` event; a streamed one is a
+// `response` (the head) followed by `chunk`s and one `end` (or `abort` when the body failed mid-way).
+struct Completion {
+  enum class Kind { response, chunk, end, abort };
+  Job* job;
+  Kind kind;
+  std::string data;  // a chunk's bytes
 };
 
 // Jobs go to the Python thread through `pending` (mutex and condition variable); results come back
@@ -32,7 +47,7 @@ struct JobQueue {
   std::mutex mutex;
   std::condition_variable wake_python;
   std::deque<Job*> pending;
-  std::vector<Job*> done;
+  std::vector<Completion> done;
   bool stopping = false;
   uv_async_t* done_async = nullptr;
 
@@ -42,6 +57,13 @@ struct JobQueue {
       pending.push_back(job);
     }
     wake_python.notify_one();
+  }
+  void complete(Job* job, Completion::Kind kind, std::string data = {}) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      done.push_back(Completion{job, kind, std::move(data)});
+    }
+    uv_async_send(done_async);
   }
   void stop() {
     {

@@ -32,6 +32,43 @@ void reset_signals_after_fork() {
   sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
+void run_job(Slot& slot, JobQueue& queue, Job* job) {
+  const http::Request& r = job->request;
+  bridge::ScoreRequest request;
+  request.method = r.method;
+  request.target = r.target;
+  request.query = r.query();
+  if (const std::string* content_type = r.find_header("content-type")) request.content_type = *content_type;
+  request.headers = &job->header_views;
+  request.body = r.body;
+  request.remote_addr = job->remote_addr;
+  request.server_port = job->server_port;
+  request.protocol = r.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  uint64_t started = monotonic_ns();
+  slot.run_started_ns.store(started, std::memory_order_relaxed);
+  bridge::score(request, job->response);
+  slot.run_started_ns.store(0, std::memory_order_relaxed);
+  slot.requests_served.fetch_add(1, std::memory_order_relaxed);
+  job->handled_ms = static_cast<double>(monotonic_ns() - started) / 1e6;
+  if (!job->response.stream) {
+    queue.complete(job, Completion::Kind::response);
+    return;
+  }
+  // Streaming: the head goes out now, each item as it is produced, outside the scoring timeout
+  // (CONTRACT.md 4.9). The job's response is not touched by the I/O thread after the head.
+  bridge::ScoreResponse& response = job->response;
+  void* stream = response.stream;
+  queue.complete(job, Completion::Kind::response);
+  bridge::ScoreResponse reader;
+  reader.stream = stream;
+  std::string chunk;
+  bool failed = false;
+  while (!job->cancelled.load() && bridge::next_chunk(reader, chunk, &failed))
+    queue.complete(job, Completion::Kind::chunk, std::move(chunk));
+  bridge::end_stream(reader);
+  queue.complete(job, failed ? Completion::Kind::abort : Completion::Kind::end);
+}
+
 void serve_jobs(Slot& slot, JobQueue& queue) {
   std::vector<Job*> batch;
   for (;;) {
@@ -43,26 +80,7 @@ void serve_jobs(Slot& slot, JobQueue& queue) {
       queue.pending.clear();
     }
     for (Job* job : batch) {
-      const http::Request& r = job->request;
-      bridge::ScoreRequest request;
-      request.method = r.method;
-      request.query = r.query();
-      const std::string* content_type = r.find_header("content-type");
-      if (content_type) request.content_type = *content_type;
-      request.headers = &job->header_views;
-      request.body = r.body;
-      uint64_t started = monotonic_ns();
-      slot.run_started_ns.store(started, std::memory_order_relaxed);
-      bridge::score(request, job->response);
-      uint64_t finished = monotonic_ns();
-      slot.run_started_ns.store(0, std::memory_order_relaxed);
-      slot.requests_served.fetch_add(1, std::memory_order_relaxed);
-      job->handled_ms = static_cast<double>(finished - started) / 1e6;
-      {
-        std::lock_guard<std::mutex> lock(queue.mutex);
-        queue.done.push_back(job);
-      }
-      uv_async_send(queue.done_async);
+      run_job(slot, queue, job);
     }
     batch.clear();
   }

@@ -34,8 +34,9 @@ class BootFailure(Exception):
 class Entry:
     """What the native side needs to serve: run() and how to call it."""
 
-    def __init__(self, run, mode, input_name, wants_headers, scoring_timeout_ms, swaggers):
+    def __init__(self, run, mode, input_name, wants_headers, scoring_timeout_ms, swaggers, parameters):
         self.response_types = response_types()
+        self.parameters = parameters  # object mode: [(name, has_default)] of run()'s inputs
         self.swaggers = swaggers  # {"2": bytes, "3": bytes, "3.1": bytes}, the versions this script supports
         self.run = run
         self.mode = mode  # "json", "raw" or "object"
@@ -119,26 +120,25 @@ def _load_module(app_root, entry_script):
 
 
 def _analyse_run(run):
-    """CONTRACT.md 4.3: returns (input parameter name, whether request_headers is wanted)."""
+    """CONTRACT.md 4.3: returns ([(input parameter, has default)], whether request_headers is wanted)."""
     params = list(inspect.signature(run).parameters.values())
     allowed = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     if any(p.kind not in allowed for p in params):
         raise BootFailure("run() cannot accept positional-only arguments, *args, or **kwargs.")
-    names = [p.name for p in params]
-    wants_headers = "request_headers" in names
-    names = [n for n in names if n != "request_headers"]
-    if not names:
+    wants_headers = any(p.name == "request_headers" for p in params)
+    inputs = [(p.name, p.default is not inspect.Parameter.empty) for p in params if p.name != "request_headers"]
+    if not inputs:
         if wants_headers:
             raise BootFailure('run() needs to accept an argument other than "request_headers".')
         raise BootFailure("run() needs to accept an argument for input data.")
-    return names[0], wants_headers
+    return inputs, wants_headers
 
 
-def _select_mode(run, module_name="entry_module"):
+def _select_mode(run, inputs):
     from .api import aml_request
 
     raw = getattr(aml_request, "_rawHttpRequested", False)
-    schema = _schema_decorated(run, module_name)
+    schema = _schema_util(run) is not None
     if raw and schema:
         raise BootFailure("run() cannot be decorated with both @rawhttp and @input_schema")
     if raw:
@@ -146,17 +146,39 @@ def _select_mode(run, module_name="entry_module"):
             "run() is decorated with @rawhttp. Server will invoke it with the flask request object.")
         return "raw"
     if schema:
+        user_script_logger.info(
+            "run() is decorated with @input_schema. Server will invoke it with the following arguments: %s.",
+            ", ".join(name for name, _ in inputs))
         return "object"
     user_script_logger.info("run() is not decorated. Server will invoke it with the input in JSON string.")
     return "json"
 
 
-def _schema_decorated(run, module_name):
+def _schema_util(run):
+    """inference-schema's schema_util when run() is registered there (either decorator), else None."""
     schema_util = sys.modules.get("inference_schema.schema_util")
     if schema_util is None:
-        return False
-    registry = getattr(schema_util, "__functions_schema__", {})
-    return "%s.%s" % (module_name, run.__name__) in registry
+        return None
+    try:
+        return schema_util if schema_util.is_schema_decorated(run) else None
+    except Exception:  # noqa: BLE001 - an older or odd inference-schema: treat run() as undecorated
+        return None
+
+
+def _schema_swagger_inputs(run):
+    """(input schema, output schema, supported versions) from inference-schema, for a decorated run()."""
+    schema_util = _schema_util(run)
+    if schema_util is None:
+        return None, None, _SWAGGER_VERSIONS
+    input_schema = schema_util.get_input_schema(run)
+    output_schema = schema_util.get_output_schema(run)
+    versions = set(_SWAGGER_VERSIONS)
+    for getter in ("get_supported_versions_for_input", "get_supported_versions_for_output"):
+        if hasattr(schema_util, getter):
+            declared = getattr(schema_util, getter)(run)
+            if declared:
+                versions &= {_SHORT_VERSION.get(str(v), str(v)) for v in declared}
+    return input_schema, output_schema, tuple(v for v in _SWAGGER_VERSIONS if v in versions)
 
 
 def _log_model_dir_tree(model_dir):
@@ -222,8 +244,8 @@ def boot(claim_error_report):
             if not hasattr(driver if (driver and name == "run") else module, name):
                 raise BootFailure("User script at %s does not have a %s() function defined." % (where, name))
         run = driver.run if driver else module.run
-        input_name, wants_headers = _analyse_run(run)
-        mode = _select_mode(run, driver.__name__ if driver else "entry_module")
+        inputs, wants_headers = _analyse_run(run)
+        mode = _select_mode(run, inputs)
 
         stage = "init"
         user_script_logger.info("Invoking user's init function")
@@ -234,11 +256,11 @@ def boot(claim_error_report):
             _report_boot_failure(stage, error, entry_script)
         return None
 
-    swaggers = build_swaggers(app_root)
+    swaggers = build_swaggers(app_root, *_schema_swagger_inputs(run))
     if scoring_timeout_ms > 0:
         signal.signal(signal.SIGALRM, _raise_timeout)
     logger.info("Scoring timeout is set to %s", scoring_timeout_ms)
-    return Entry(run, mode, input_name, wants_headers, scoring_timeout_ms, swaggers)
+    return Entry(run, mode, inputs[0][0], wants_headers, scoring_timeout_ms, swaggers, inputs)
 
 
 def _user_traceback(error):
@@ -286,6 +308,7 @@ def _is_sibling_import(error, entry_script):
 # ---- swagger (CONTRACT.md 5) ---------------------------------------------------------------------
 
 _SWAGGER_VERSIONS = ("2", "3", "3.1")
+_SHORT_VERSION = {"2.0": "2", "3.0": "3", "2": "2", "3": "3", "3.1": "3.1"}
 _USER_SWAGGER_FILES = {"2": ("swagger.json", "swagger2.json"), "3": ("swagger3.json",), "3.1": ("swagger3.1.json",)}
 _UNDECORATED_SCHEMA = {"type": "object", "example": {}}
 
@@ -346,6 +369,10 @@ def _json_or_text(value):
 
 def query_to_json(query):
     """CONTRACT.md 4.4: the query string as json.dumps of a dict; repeated keys become lists."""
+    return json.dumps(query_to_dict(query))
+
+
+def query_to_dict(query):
     result = {}
     for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True, errors="replace"):
         value = _json_or_text(value)
@@ -356,11 +383,55 @@ def query_to_json(query):
                 result[key] = _QueryList([result[key], value])
         else:
             result[key] = value
-    return json.dumps(result)
+    return result
 
 
 class _QueryList(list):
     """Marks lists made from repeated keys, so a JSON list value is not mistaken for one."""
+
+
+class ClientError(Exception):
+    """A request the script cannot be called with: answered with this status and message."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _is_json_mimetype(content_type):
+    mimetype = content_type.split(";")[0].strip().lower()
+    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+
+
+def object_arguments(entry, method, query, content_type, body):
+    """Object mode (CONTRACT.md 4.4): run()'s keyword arguments from the query (GET) or the JSON body."""
+    if method == "GET":
+        data = query_to_dict(query)
+    else:
+        if not _is_json_mimetype(content_type):
+            raise ClientError(415, "Expects Content-Type to be application/json")
+        if not body:
+            raise ClientError(400, "POST body is empty. Expecting a JSON dictionary.")
+        try:
+            data = json.loads(body)
+        except ValueError as error:
+            raise ClientError(400, "POST body could not be decoded as JSON: %s" % error)
+        if not isinstance(data, dict):
+            raise ClientError(400, "POST body should be a JSON dictionary.")
+    arguments = {}
+    for name, has_default in entry.parameters:
+        if name in data:
+            arguments[name] = data[name]
+        elif not has_default:
+            raise ClientError(400, "A value is not provided for the %r parameter." % name)
+    return arguments
+
+
+def raw_request(method, target, headers, body, remote_addr, server_port, protocol):
+    from ._raw_request import make_request
+
+    return make_request(method, target, headers, body, remote_addr, server_port, protocol)
 
 
 def headers_dict(pairs):
@@ -407,9 +478,22 @@ def response_types():
     return tuple(types)
 
 
+_warned_dict_body = False
+
+
 def response_parts(response):
-    """A Response from run() as (status, reason, [(name, value)], body bytes). CONTRACT.md 3.5."""
+    """A Response from run() as (status, reason, [(name, value)], body bytes or None, chunk iterator or None).
+
+    CONTRACT.md 3.5 and 4.9: a streamed body (an iterable that is not a list or tuple) is not joined here;
+    the caller sends each item as its own chunk as the iterator yields it.
+    """
+    global _warned_dict_body
     logger.info("run() output is HTTP Response")
+    if isinstance(getattr(response, "response", None), dict) and not _warned_dict_body:
+        _warned_dict_body = True
+        logger.warning(
+            "run() returned an AMLResponse whose message is a dict without json_str=True: the client receives the "
+            "dict's keys concatenated, as in Azure ML. Pass json_str=True to send the dict as JSON.")
     status = response.status_code
     status_text = str(getattr(response, "status", status))
     reason = status_text.split(" ", 1)[1] if " " in status_text else ""
@@ -417,5 +501,6 @@ def response_parts(response):
     if status >= 500:
         headers = [(k, v) for k, v in headers if k.lower() != "x-ms-run-function-failed"]
         headers.append(("x-ms-run-function-failed", "True"))
-    body = response.get_data()
-    return status, reason, headers, body
+    if getattr(response, "is_streamed", False):
+        return status, reason, headers, None, iter(response.iter_encoded())
+    return status, reason, headers, response.get_data(), None
