@@ -105,6 +105,16 @@ RequestIds resolve_request_ids(const Request& request);
 // A random lowercase UUID4; safe to call in forked children (reseeds after fork).
 std::string new_uuid4();
 
+// CORS for the application's responses (CONTRACT.md 3.8), as flask-cors does it for the reference:
+// origins from AML_CORS_ORIGINS, methods GET and POST, any request header allowed.
+struct CorsPolicy {
+  std::vector<std::string> origins;  // as configured, stripped; "*" allows any
+  bool enabled() const { return !origins.empty(); }
+  static CorsPolicy parse(std::string_view configured);  // "a, b" → {"a", "b"}
+  // Appends the CORS headers this request gets (none when its Origin is not allowed).
+  void append_headers(const Request& request, std::string& out) const;
+};
+
 // Percent-decodes a path for routing ("/sc%6Fre" is "/score") and merges repeated slashes as Werkzeug does.
 std::string normalize_path(std::string_view raw_path);
 

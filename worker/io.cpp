@@ -47,6 +47,7 @@ struct Io {
   size_t connections = 0;
   bool draining = false;
   std::string server_version;  // x-ms-server-version; empty: not sent
+  http::CorsPolicy cors;       // from AML_CORS_ORIGINS
   std::thread thread;
   char read_buffer[64 * 1024];
 };
@@ -140,6 +141,7 @@ void start_response(Connection* c, const http::Request& r, int status, std::stri
 
 // The after-request headers of "family A" responses (CONTRACT.md 3.2), in the reference's order.
 void add_request_headers(Connection* c, const http::Request& r, const http::RequestIds& ids) {
+  io->cors.append_headers(r, c->out);
   if (!io->server_version.empty()) http::add_header(c->out, "x-ms-server-version", io->server_version);
   if (!ids.request_id.empty()) http::add_header(c->out, "x-request-id", ids.request_id);
   if (!ids.legacy_id.empty()) http::add_header(c->out, "x-ms-request-id", ids.legacy_id);
@@ -610,6 +612,7 @@ void start_io(const Options& options, JobQueue& queue) {
   io->queue = &queue;
   io->slot = &options.table->slots[options.slot];
   if (const char* v = getenv("HTTP_X_MS_SERVER_VERSION")) io->server_version = v;
+  if (const char* v = getenv("AML_CORS_ORIGINS")) io->cors = http::CorsPolicy::parse(v);
   uv_loop_init(&io->loop);
   uv_async_init(&io->loop, &io->done_async, on_jobs_done);
   queue.done_async = &io->done_async;

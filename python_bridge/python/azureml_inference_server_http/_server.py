@@ -229,6 +229,10 @@ def boot(claim_error_report):
         from . import _print_hook
 
         _print_hook.install()
+        cors_origins = _env("AML_CORS_ORIGINS")
+        if cors_origins:
+            logger.info("Enabling CORS for the following origins: %s",
+                        ", ".join(o.strip() for o in cors_origins.split(",") if o.strip()))
 
         stage = "load"
         module, path = _load_module(app_root, entry_script)
