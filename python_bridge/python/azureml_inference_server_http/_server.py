@@ -61,17 +61,105 @@ def _configuration_error(lines):
     logger.critical("\n===============Configuration Error=================\n%s\n%s", "\n".join(lines), bar)
 
 
+# The settings a config.json may carry (CONTRACT.md 1.5): the reference's pydantic aliases, plus the AML_*
+# keys its documentation promises (honoured here, DIFFERENCES.md).
+_CONFIG_KEYS = (
+    "AZUREML_SOURCE_DIRECTORY", "AZUREML_ENTRY_SCRIPT", "SERVICE_NAME", "WORKSPACE_NAME", "SERVICE_PATH_PREFIX",
+    "SERVICE_VERSION", "SCORING_TIMEOUT_MS", "AZUREML_LOG_LEVEL", "APP_INSIGHTS_LOG_RESPONSE_ENABLED",
+    "AZUREML_MODEL_DIR", "HOSTNAME", "AZUREML_DEBUG_PORT",
+    "AML_APP_ROOT", "AML_APP_INSIGHTS_ENABLED", "AML_APP_INSIGHTS_KEY", "AML_MODEL_DC_STORAGE_ENABLED",
+    "AML_CORS_ORIGINS",
+)
+_CONFIG_KEY_ALIASES = {"AML_MODEL_DC_STORAGE_ENABLED": "AML_MDC_STORAGE_ENABLED"}
+_BOOL_SETTINGS = ("APP_INSIGHTS_LOG_RESPONSE_ENABLED", "AML_APP_INSIGHTS_ENABLED", "AML_MDC_STORAGE_ENABLED")
+_INT_SETTINGS = ("SCORING_TIMEOUT_MS", "AZUREML_DEBUG_PORT")
+_BOOL_WORDS = {"true", "false", "1", "0", "yes", "no", "on", "off", "t", "f", "y", "n"}
+
+
+class ConfigFile:
+    """The config.json found by discovery, applied under the environment (env wins over the file)."""
+
+    def __init__(self):
+        self.path = None
+        self.error = None  # the exception that made the file unreadable
+        self.extra_keys = []
+        self.from_file = set()
+
+    def apply(self, app_root, entry_script):
+        candidates = [_env("AZUREML_CONFIG_FILE"), os.path.join(app_root, "config.json")]
+        if entry_script:
+            candidates.append(os.path.join(os.path.dirname(entry_script), "config.json"))
+        for candidate in candidates:
+            if candidate and os.path.isfile(candidate) and os.path.getsize(candidate) > 0:
+                self.path = candidate
+                break
+        if self.path is None:
+            return
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                values = json.load(f)
+            if not isinstance(values, dict):
+                raise ValueError("the file must hold a JSON object, not %s" % type(values).__name__)
+        except (OSError, ValueError) as error:
+            self.error = error
+            return
+        for key, value in values.items():
+            if key not in _CONFIG_KEYS:
+                self.extra_keys.append(key)
+                continue
+            name = _CONFIG_KEY_ALIASES.get(key, key)
+            if _env(name) is None and value is not None:
+                os.environ[name] = value if isinstance(value, str) else json.dumps(value)
+                self.from_file.add(name)
+
+
+def _validate_settings(config):
+    """Type checks of the reference's settings object; each failure is one line of the CRITICAL block."""
+    problems = []
+
+    def source(name):
+        return "config file: %s" % config.path if name in config.from_file else "environment variable: %s" % name
+
+    for name in _INT_SETTINGS:
+        raw = _env(name)
+        if raw is not None:
+            try:
+                int(raw.strip())
+            except ValueError:
+                problems.append("%s: Input should be a valid integer, unable to parse string as an integer (%s)"
+                                % (name, source(name)))
+    for name in _BOOL_SETTINGS:
+        raw = _env(name)
+        if raw is not None and raw.strip().lower() not in _BOOL_WORDS:
+            problems.append("%s: Input should be a valid boolean, unable to interpret input (%s)" % (name, source(name)))
+    if problems:
+        raise BootFailure("\n".join(problems))
+
+
 def _read_scoring_timeout():
     raw = _env("SCORING_TIMEOUT_MS")
-    if raw is None:
-        return _DEFAULT_SCORING_TIMEOUT_MS
+    return _DEFAULT_SCORING_TIMEOUT_MS if raw is None else int(raw.strip())
+
+
+def _attach_debugger():
+    """AZUREML_DEBUG_PORT (CONTRACT.md 1.4): connect to a waiting debug adapter before the script loads."""
+    port = _env("AZUREML_DEBUG_PORT")
+    if port is None:
+        return
+    port = int(port.strip())
+    print("!! Starting the inference server in DEBUGGING mode because AZUREML_DEBUG_PORT is set.", flush=True)
+    print("!! This environment variable should not be set in a production environment.", flush=True)
     try:
-        return int(raw.strip())
-    except ValueError:
-        raise BootFailure(
-            "SCORING_TIMEOUT_MS: Input should be a valid integer, unable to parse string as an integer "
-            "(environment variable: SCORING_TIMEOUT_MS)"
-        )
+        import debugpy
+    except ImportError:
+        print("** Cannot connect to a debugger because debugpy is not installed.", flush=True)
+        # The reference exits 255 and crash-loops; a boot failure stops once, with the fix in the message.
+        raise BootFailure("AZUREML_DEBUG_PORT=%s is set but debugpy is not installed. Install it "
+                          "(apt-get install python3-debugpy, or pip install debugpy) or unset AZUREML_DEBUG_PORT."
+                          % port)
+    print("** Connecting to debugger at port %d..." % port, flush=True)
+    debugpy.connect(port)
+    debugpy.wait_for_client()
 
 
 def _configure_logging(app_root, entry_script):
@@ -96,8 +184,12 @@ def _alias_compat_modules():
     sys.modules["azureml.contrib.services.aml_response"] = aml_response
 
 
-def _entry_path(app_root, entry_script):
-    return entry_script if os.path.isabs(entry_script) else os.path.join(app_root, entry_script)
+def _entry_script(app_root):
+    """AZUREML_ENTRY_SCRIPT, resolved against AML_APP_ROOT when relative (CONTRACT.md 1.5); None for main.py."""
+    entry_script = _env("AZUREML_ENTRY_SCRIPT")
+    if entry_script and not os.path.isabs(entry_script):
+        entry_script = os.path.join(app_root, entry_script)
+    return entry_script or None
 
 
 def _load_module(app_root, entry_script):
@@ -112,7 +204,7 @@ def _load_module(app_root, entry_script):
             else:
                 lines.append("The directory %s not an accessible directory in the container." % app_root)
             raise BootFailure("\n".join(lines))
-    path = _entry_path(app_root, entry_script)
+    path = entry_script
     spec = importlib.util.spec_from_file_location("entry_module", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -211,14 +303,28 @@ def boot(claim_error_report):
     claim_error_report() is true for the one worker that reports a boot failure, so that N workers
     failing the same way print the traceback once.
     """
+    config = ConfigFile()
+    config.apply(_env("AML_APP_ROOT", _DEFAULT_APP_ROOT), _entry_script(_env("AML_APP_ROOT", _DEFAULT_APP_ROOT)))
     app_root = _env("AML_APP_ROOT", _DEFAULT_APP_ROOT)
-    entry_script = _env("AZUREML_ENTRY_SCRIPT")
-    if entry_script and not os.path.isabs(entry_script):
-        entry_script = os.path.join(app_root, entry_script)
+    entry_script = _entry_script(app_root)
     stage = "config"
     try:
         _configure_logging(app_root, entry_script)
+        if config.error is not None:
+            raise config.error
+        if config.extra_keys:
+            logger.warning("Found extra keys in the config file that are not supported by the server.\n"
+                           "Extra keys = %s", config.extra_keys)
+        for name in ("AML_DBG_MODEL_INFO", "AML_DBG_RESOURCE_INFO"):
+            if name in os.environ:
+                logger.warning("The debuggability features have been removed. If you have a use case for them "
+                               "please reach out to us.")
+                break
+        _validate_settings(config)
         scoring_timeout_ms = _read_scoring_timeout()
+        stage = "debugger"
+        _attach_debugger()
+        stage = "load"
         if app_root not in sys.path:
             sys.path.append(app_root)
         source_dir = _env("AZUREML_SOURCE_DIRECTORY")
@@ -234,7 +340,6 @@ def boot(claim_error_report):
             logger.info("Enabling CORS for the following origins: %s",
                         ", ".join(o.strip() for o in cors_origins.split(",") if o.strip()))
 
-        stage = "load"
         module, path = _load_module(app_root, entry_script)
         driver = getattr(module, "driver_module", None)
         if inspect.ismodule(driver) and hasattr(driver, "run"):
@@ -283,6 +388,9 @@ def _report_boot_failure(stage, error, entry_script):
             _configuration_error([str(error)])
         else:
             logger.critical("Invalid config file!: %s", detail)
+        return
+    if stage == "debugger":
+        logger.error("%s", error if isinstance(error, BootFailure) else detail)
         return
     if stage == "init":
         logger.error("User's init function failed")
