@@ -53,6 +53,15 @@ PyObject* call_server(const char* name, PyObject* arg1, PyObject* arg2 = nullptr
               : PyObject_CallFunctionObjArgs(fn.get(), arg1, nullptr);
 }
 
+// Logging itself failed (a broken logging config, say). Never PyErr_Print here: for a SystemExit it
+// would end the worker.
+void log_unloggable() {
+  PyErr_Clear();
+  logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
+                 "An exception occurred and could not be logged through Python's logging; check the logging "
+                 "configuration (logging.json).");
+}
+
 // Logs the pending Python exception through _server.log_exception (ERROR "Encountered Exception: ...").
 void log_pending_exception() {
   if (!PyErr_Occurred()) {
@@ -66,7 +75,7 @@ void log_pending_exception() {
   if (tb && value) PyException_SetTraceback(value, tb);
   if (value) {
     Ref done(call_server("log_exception", value));
-    if (!done) PyErr_Print();
+    if (!done) log_unloggable();
   }
   Py_XDECREF(type);
   Py_XDECREF(value);
@@ -283,7 +292,7 @@ void serialise_output(PyObject* output, ScoreResponse& resp) {
       PyErr_NormalizeException(&type, &value, &tb);
       if (tb && value) PyException_SetTraceback(value, tb);
       Ref logged(value ? call_server("log_unserialisable", value, output) : nullptr);
-      if (!logged) PyErr_Print();
+      if (!logged) log_unloggable();
       Py_XDECREF(type);
       Py_XDECREF(value);
       Py_XDECREF(tb);

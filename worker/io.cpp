@@ -364,7 +364,9 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
     else if (chunked(r)) http::add_header(c->out, "Transfer-Encoding", "chunked");
     else c->close_after_write = true;  // HTTP/1.0: the end of the body is the end of the connection
     for (; i < resp.headers.size(); ++i) {
+      // Ours replace the script's: x-request-id is set, not added, and x-ms-server-version appears once.
       if (http::iequals(resp.headers[i].first, "x-request-id") && !ids.request_id.empty()) continue;
+      if (http::iequals(resp.headers[i].first, "x-ms-server-version") && !io->server_version.empty()) continue;
       http::add_header(c->out, resp.headers[i].first, resp.headers[i].second);
     }
   }
