@@ -235,7 +235,7 @@ class ServerFactory:
         self.servers = []
 
     def start(self, script=None, args=(), env=None, cwd=None, expect_ready=True, port=None,
-              add_port=True, add_entry_script=True, ready_timeout=10.0):
+              add_port=True, add_entry_script=True, ready_timeout=10.0, binary=None):
         """Start azmlinfsrv.
 
         script: a fixture file name (tests/fixtures/NAME), a path, or script text
@@ -244,7 +244,7 @@ class ServerFactory:
                 unless add_entry_script/add_port is False.
         cwd:    defaults to a fresh temporary directory.
         """
-        binary = require_binary()
+        binary = binary or require_binary()
         workdir = self._mkdtemp()
         logdir = os.path.join(workdir, "_logs")
         os.makedirs(logdir, exist_ok=True)

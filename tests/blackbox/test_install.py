@@ -1,0 +1,32 @@
+"""The server works after `meson install`, not only from the build tree (issue 2, item 2)."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from bb_http import request
+from conftest import REPO, binary_path
+
+
+def test_spine_installed_tree_serves_quickstart(server, tmp_path):
+    build_dir = os.path.dirname(binary_path())
+    if not os.path.isfile(os.path.join(build_dir, "build.ninja")):
+        pytest.fail(f"{build_dir} is not a meson build directory; set AZMLINFSRV to <build>/azmlinfsrv", pytrace=False)
+    destdir = tmp_path / "root"
+    subprocess.run(["meson", "install", "-C", build_dir, "--destdir", str(destdir), "--quiet"], check=True,
+                   stdout=subprocess.DEVNULL)
+    installed = [os.path.join(d, f) for d, _, files in os.walk(destdir) for f in files if f == "azmlinfsrv"]
+    assert len(installed) == 1, installed
+    package = [d for d, dirs, _ in os.walk(destdir) if d.endswith("azureml_inference_server_http")]
+    assert package, "the Python package was not installed"
+
+    # Move the installed tree: the binary must find its package relative to itself, not in the source tree.
+    moved = tmp_path / "moved"
+    shutil.move(str(destdir), str(moved))
+    binary = installed[0].replace(str(destdir), str(moved))
+    s = server.start(os.path.join(REPO, "examples", "quickstart", "score.py"), binary=binary)
+    r = request(s.port, "GET", "/score")
+    assert r.status == 200 and r.json() == {"message": "Hello, World!"}
+    first_line = s.stdout().splitlines()[0]
+    assert "Loaded logging config from " + str(moved) in first_line
