@@ -1,0 +1,154 @@
+// python_bridge/: boot a real script in this process and score requests through the bridge alone.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "../../python_bridge/bridge.h"
+
+namespace {
+
+bridge::ScoreResponse score(std::string method, std::string body, std::string query = "",
+                            std::string content_type = "") {
+  static const bridge::HeaderList no_headers;
+  bridge::ScoreRequest req;
+  req.method = method;
+  req.target = "/score";
+  req.query = query;
+  req.body = body;
+  req.content_type = content_type;
+  req.headers = &no_headers;
+  req.protocol = "HTTP/1.1";
+  bridge::ScoreResponse resp;
+  bridge::score(req, resp);
+  return resp;
+}
+
+std::string header(const bridge::ScoreResponse& r, const std::string& name) {
+  for (const auto& [n, v] : r.headers)
+    if (n == name) return v;
+  return "<absent>";
+}
+
+}  // namespace
+
+TEST_CASE("the body reaches run() as a str; the result is json.dumps'd") {
+  auto r = score("POST", R"({"a": 1})");
+  CHECK(r.status == 200);
+  CHECK(r.error_message.empty());
+  CHECK(r.body == R"({"echo": "{\"a\": 1}", "type": "str"})");
+  CHECK(header(r, "Content-Type") == "application/json");
+  CHECK(header(r, "x-ms-run-function-failed") == "False");
+  CHECK(r.has_exec_ms);
+  CHECK(r.exec_ms >= 0);
+}
+
+TEST_CASE("GET turns the query into a JSON dict string") {
+  auto r = score("GET", "", "a=1&b=x&b=y&d=null");
+  CHECK(r.body == R"({"echo": "{\"a\": 1, \"b\": [\"x\", \"y\"], \"d\": null}", "type": "str"})");
+}
+
+TEST_CASE("bytes that are not UTF-8 are a 400 quoting Python's codec error") {
+  auto r = score("POST", "\xff");
+  CHECK(r.status == 400);
+  CHECK(r.error_message ==
+        "Input cannot be decoded as UTF-8: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte");
+  CHECK_FALSE(r.run_function_failed);
+}
+
+TEST_CASE("form posts reach run() as an empty string") {
+  auto r = score("POST", "a=1", "", "application/x-www-form-urlencoded");
+  CHECK(r.body == R"({"echo": "", "type": "str"})");
+}
+
+TEST_CASE("run() raising is the scoring-script 500, failed True, no exec time") {
+  auto r = score("POST", "raise");
+  CHECK(r.status == 500);
+  CHECK(r.error_message == "An unexpected error occurred in scoring script. Check the logs for more info.");
+  CHECK(r.run_function_failed);
+  CHECK_FALSE(r.has_exec_ms);
+}
+
+TEST_CASE("a TimeoutError from run() is reported as the scoring timeout") {
+  auto r = score("POST", "timeout");
+  CHECK(r.status == 500);
+  CHECK(r.error_message == "Scoring timeout after 3600000 ms");
+  CHECK(r.run_function_failed);
+}
+
+TEST_CASE("a result json.dumps cannot encode is the internal-error 500, failed False") {
+  auto r = score("POST", "bytes");
+  CHECK(r.status == 500);
+  CHECK(r.error_message == "An unexpected internal error occurred. Check the logs for more info.");
+  CHECK_FALSE(r.run_function_failed);
+  CHECK_FALSE(r.has_exec_ms);
+}
+
+TEST_CASE("None is {}; a Response object passes through with its status and headers") {
+  CHECK(score("POST", "none").body == "{}");
+  auto r = score("POST", "response");
+  CHECK(r.status == 299);
+  CHECK(r.reason == "CUSTOM");
+  CHECK(r.body == "made");
+  CHECK(header(r, "X-A") == "1");
+}
+
+TEST_CASE("a generator body is streamed chunk by chunk") {
+  auto r = score("POST", "stream");
+  REQUIRE(r.stream != nullptr);
+  std::string chunk, all;
+  bool failed = false;
+  int chunks = 0;
+  while (bridge::next_chunk(r, chunk, &failed)) {
+    all += chunk;
+    ++chunks;
+  }
+  bridge::end_stream(r);
+  CHECK_FALSE(failed);
+  CHECK(chunks == 3);  // the empty item is skipped: it would end a chunked body
+  CHECK(all == "abc");
+}
+
+TEST_CASE("swagger documents exist for every version of an undecorated script") {
+  const auto& docs = bridge::swagger_documents();
+  REQUIRE(docs.size() == 3);
+  CHECK(docs[0].first == "2");
+  CHECK(docs[2].first == "3.1");
+  CHECK(docs[0].second.rfind("{\"swagger\": \"2.0\"", 0) == 0);
+}
+
+int main(int argc, char* argv[]) {
+  const char* script = "/tmp/azmlinfsrv_bridge_test_score.py";
+  std::ofstream(script) << R"(
+from azureml.contrib.services.aml_response import AMLResponse
+def init():
+    pass
+def run(data):
+    if data == "raise":
+        raise ValueError("boom")
+    if data == "timeout":
+        raise TimeoutError()
+    if data == "bytes":
+        return b"x"
+    if data == "none":
+        return None
+    if data == "response":
+        return AMLResponse("made", "299 CUSTOM", {"X-A": "1"})
+    if data == "stream":
+        return AMLResponse((x for x in ["a", "", "b", "c"]), 200)
+    return {"echo": data, "type": type(data).__name__}
+)";
+  setenv("AZUREML_ENTRY_SCRIPT", script, 1);
+  setenv("AML_APP_ROOT", "/tmp", 1);
+  bridge::BootOptions options;
+  options.interpreter = AZMLINFSRV_PYTHON;
+  options.package_dir = AZMLINFSRV_SOURCE_PACKAGE_DIR;
+  options.claim_error_report = [] { return true; };
+  if (!bridge::boot(options)) {
+    fprintf(stderr, "bridge::boot failed: see the log above\n");
+    return 1;
+  }
+  return Catch::Session().run(argc, argv);
+}
