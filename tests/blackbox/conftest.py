@@ -149,13 +149,18 @@ class Server:
     def logs(self):
         return f"--- stdout ---\n{self.stdout()}\n--- stderr ---\n{self.stderr()}\n--- end ---"
 
-    def wait_for_log(self, pattern, timeout=5.0, stream="stdout", flags=re.M):
-        """Wait until regex pattern matches the chosen stream ('stdout', 'stderr', 'both');
-        return the match. Fails the test with the logs if it never appears."""
+    def mark(self, stream="stdout"):
+        """Current length of a stream's text, to pass as wait_for_log(since=...) later."""
+        return len({"stdout": self.stdout, "stderr": self.stderr, "both": self.output}[stream]())
+
+    def wait_for_log(self, pattern, timeout=5.0, stream="stdout", flags=re.M, since=0):
+        """Wait until regex pattern matches the chosen stream ('stdout', 'stderr', 'both'), looking only
+        at the text after offset `since` (see mark()); return the match. Fails the test with the logs
+        if it never appears."""
         rx = re.compile(pattern, flags)
         deadline = time.monotonic() + timeout
         while True:
-            text = {"stdout": self.stdout, "stderr": self.stderr, "both": self.output}[stream]()
+            text = {"stdout": self.stdout, "stderr": self.stderr, "both": self.output}[stream]()[since:]
             m = rx.search(text)
             if m:
                 return m
