@@ -252,6 +252,7 @@ class Arbiter {
       options.table = table_;
       options.slot = slot;
       options.interpreter = program_.interpreter;
+      options.default_interpreter = program_.default_interpreter;
       options.package_dir = program_.package_dir;
       worker::run(options);
     }

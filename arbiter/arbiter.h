@@ -19,6 +19,7 @@ struct Flags {
   std::optional<int> worker_count;
   std::optional<std::string> access_control_allow_origins;
   std::optional<std::string> config_file;
+  std::optional<std::string> python;  // our addition: the interpreter whose environment scripts use
   bool rest = false;
 };
 
@@ -52,7 +53,8 @@ Launch apply_flags_to_environment(const Flags& flags, const std::string& cwd);
 std::string banner(const Launch& launch);
 
 struct WorkerProgram {
-  std::string interpreter;
+  std::string interpreter;  // --python, or empty
+  std::string default_interpreter;
   std::string package_dir;
 };
 

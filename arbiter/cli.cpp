@@ -20,7 +20,7 @@ constexpr const char* kUsage =
     "                  [--port PORT] [--health_port HEALTH_PORT]\n"
     "                  [--worker_count WORKER_COUNT]\n"
     "                  [--access_control_allow_origins ACCESS_CONTROL_ALLOW_ORIGINS]\n"
-    "                  [--config_file CONFIG_FILE]\n";
+    "                  [--config_file CONFIG_FILE] [--python PYTHON]\n";
 
 std::string description() { return fmt::format("Azure ML Inferencing HTTP server v{}", AZMLINFSRV_VERSION); }
 
@@ -29,6 +29,7 @@ std::string options_text() {
       "{}\n\n"
       "options:\n"
       "  -h, --help            show this help message and exit\n"
+      "  --version             show the server's version and exit\n"
       "  --entry_script ENTRY_SCRIPT\n"
       "                        The relative or absolute path to the scoring script.\n"
       "  --model_dir MODEL_DIR\n"
@@ -48,7 +49,11 @@ std::string options_text() {
       "                        Enable CORS for the specified origins. Separate\n"
       "                        multiple origins with \",\".\n"
       "  --config_file CONFIG_FILE\n"
-      "                        The path to the configuration file (config.json).\n",
+      "                        The path to the configuration file (config.json).\n"
+      "  --python PYTHON       The Python interpreter (of a virtual environment, say)\n"
+      "                        whose packages the scoring script imports. Default:\n"
+      "                        $VIRTUAL_ENV/bin/python when a virtual environment is\n"
+      "                        active, else the Python azmlinfsrv was built with.\n",
       description());
 }
 
@@ -86,6 +91,13 @@ std::optional<std::string> parse_int(const std::string& flag, const std::string&
 CommandLine parse_command_line(int argc, const char* const* argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
+    if (a == "--version") {
+      CommandLine version;
+      version.outcome = CommandLine::Outcome::exit;
+      version.exit_code = 0;
+      version.out = fmt::format("azmlinfsrv {}\n", AZMLINFSRV_VERSION);
+      return version;
+    }
     if (a == "-h" || a == "--help") {
       CommandLine help;
       help.outcome = CommandLine::Outcome::exit;
@@ -99,7 +111,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   app.set_help_flag();
   app.allow_extras(false);
   Flags flags;
-  std::string entry_script, model_dir, key, port, health_port, worker_count, origins, config_file;
+  std::string entry_script, model_dir, key, port, health_port, worker_count, origins, config_file, python;
   auto* o_entry = app.add_option("--entry_script", entry_script);
   auto* o_model = app.add_option("--model_dir", model_dir);
   auto* o_key = app.add_option("--appinsights_instrumentation_key", key);
@@ -108,8 +120,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   auto* o_workers = app.add_option("--worker_count", worker_count);
   auto* o_origins = app.add_option("--access_control_allow_origins", origins);
   auto* o_config = app.add_option("--config_file", config_file);
+  auto* o_python = app.add_option("--python", python);
   app.add_flag("--rest", flags.rest);
-  for (auto* o : {o_entry, o_model, o_key, o_port, o_health, o_workers, o_origins, o_config})
+  for (auto* o : {o_entry, o_model, o_key, o_port, o_health, o_workers, o_origins, o_config, o_python})
     o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
   try {
@@ -120,7 +133,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       std::string_view a = argv[i];
       bool known = false;
       for (const char* name : {"--entry_script", "--model_dir", "--appinsights_instrumentation_key", "--port",
-                               "--health_port", "--worker_count", "--access_control_allow_origins", "--config_file"}) {
+                               "--health_port", "--worker_count", "--access_control_allow_origins", "--config_file",
+                               "--python"}) {
         std::string_view n = name;
         if (a == n || (a.size() > n.size() && a.substr(0, n.size()) == n && a[n.size()] == '=')) {
           known = true;
@@ -139,6 +153,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   if (o_key->count()) flags.appinsights_instrumentation_key = key;
   if (o_origins->count()) flags.access_control_allow_origins = origins;
   if (o_config->count()) flags.config_file = config_file;
+  if (o_python->count()) flags.python = python;
   if (o_port->count())
     if (auto error = parse_int("--port", "validate_port", port, 1, 65535, flags.port)) return fail(*error);
   if (o_health->count())

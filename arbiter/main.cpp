@@ -62,7 +62,8 @@ int main(int argc, char** argv) {
   logline::write_raw(logline::Stream::out, arbiter::banner(launch));
 
   arbiter::WorkerProgram program;
-  program.interpreter = AZMLINFSRV_PYTHON;
+  program.interpreter = cli.flags.python.value_or("");
+  program.default_interpreter = AZMLINFSRV_PYTHON;
   program.package_dir = package_dir;
   return arbiter::serve(launch, program);
 }

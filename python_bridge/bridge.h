@@ -13,7 +13,11 @@
 namespace bridge {
 
 struct BootOptions {
-  std::string interpreter;  // e.g. /usr/bin/python3: decides where the standard library is found
+  // The Python whose standard library and site-packages the worker uses: `interpreter` when given
+  // (--python), else the active virtual environment's ($VIRTUAL_ENV/bin/python), else
+  // `default_interpreter` (the one the build embedded). It must be the embedded Python's version.
+  std::string interpreter;
+  std::string default_interpreter;
   std::string package_dir;  // folder that holds azureml_inference_server_http
   // True for the one worker that reports a boot failure, so N workers print one traceback.
   std::function<bool()> claim_error_report;

@@ -1,7 +1,11 @@
 // Starting CPython inside a freshly forked worker and booting the entry script through _server.boot().
 #include <pybind11/embed.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "../log/log.h"
 #include "embedded.h"
@@ -40,17 +44,71 @@ void log_python_error(const char* what) {
   logline::write(logline::Stream::out, logline::Level::critical, "azmlinfsrv", text);
 }
 
+void boot_error(const std::string& message) {
+  logline::write(logline::Stream::out, logline::Level::critical, "azmlinfsrv", message);
+}
+
+// The interpreter whose environment the worker takes on (see BootOptions), or "" after an error.
+std::string choose_interpreter(const BootOptions& options) {
+  namespace fs = std::filesystem;
+  std::string chosen = options.interpreter;
+  std::string why = "--python";
+  if (chosen.empty()) {
+    if (const char* venv = getenv("VIRTUAL_ENV"); venv && *venv) {
+      chosen = (fs::path(venv) / "bin" / "python").string();
+      why = "VIRTUAL_ENV";
+    } else {
+      return options.default_interpreter;
+    }
+  }
+  std::error_code ec;
+  if (!fs::exists(chosen, ec)) {
+    boot_error(fmt::format("The Python interpreter {} (from {}) does not exist. Point {} at an existing python "
+                           "{}.{} interpreter or virtual environment.",
+                           chosen, why, why, PY_MAJOR_VERSION, PY_MINOR_VERSION));
+    return "";
+  }
+  // A virtual environment says its version in pyvenv.cfg; a plain interpreter in its real file name.
+  std::string version;
+  for (fs::path cfg : {fs::path(chosen).parent_path() / "pyvenv.cfg", fs::path(chosen).parent_path().parent_path() / "pyvenv.cfg"}) {
+    std::ifstream in(cfg);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("version", 0) == 0 && line.find('=') != std::string::npos) {
+        version = line.substr(line.find('=') + 1);
+        version.erase(0, version.find_first_not_of(' '));
+        break;
+      }
+    }
+    if (!version.empty()) break;
+  }
+  if (version.empty()) {
+    std::string name = fs::canonical(chosen, ec).filename().string();  // python3.11
+    if (name.rfind("python", 0) == 0) version = name.substr(6);
+  }
+  std::string embedded = fmt::format("{}.{}", PY_MAJOR_VERSION, PY_MINOR_VERSION);
+  if (version != embedded && version.rfind(embedded + ".", 0) != 0) {
+    boot_error(fmt::format("The Python interpreter {} (from {}) is Python {}, but azmlinfsrv embeds Python {}. Use "
+                           "a Python {} environment, or rebuild azmlinfsrv with -Dpython={}.",
+                           chosen, why, version.empty() ? "of an unknown version" : version, embedded, embedded,
+                           chosen));
+    return "";
+  }
+  return chosen;
+}
+
 bool start_interpreter(const BootOptions& options) {
+  std::string interpreter = choose_interpreter(options);
+  if (interpreter.empty()) return false;
   PyConfig config;
   PyConfig_InitPythonConfig(&config);
   // Unbuffered stdio: a print just before a crash still reaches the log.
   config.buffered_stdio = 0;
   config.parse_argv = 0;
-  PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, options.interpreter.c_str());
+  // program_name decides sys.prefix: a virtual environment's python finds its pyvenv.cfg from here.
+  PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, interpreter.c_str());
   if (PyStatus_Exception(status)) {
     PyConfig_Clear(&config);
-    logline::write(logline::Stream::out, logline::Level::critical, "azmlinfsrv",
-                   "Cannot configure the embedded Python for " + options.interpreter);
+    boot_error("Cannot configure the embedded Python for " + interpreter);
     return false;
   }
   const char* argv[] = {"azmlinfsrv"};

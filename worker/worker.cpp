@@ -99,6 +99,7 @@ void run(const Options& options) {
 
   bridge::BootOptions boot;
   boot.interpreter = options.interpreter;
+  boot.default_interpreter = options.default_interpreter;
   boot.package_dir = options.package_dir;
   Table* table = options.table;
   boot.claim_error_report = [table] {

@@ -34,7 +34,8 @@ struct Options {
   std::vector<int> listen_fds;  // bound and listening, inherited from the arbiter
   Table* table = nullptr;
   int slot = 0;
-  std::string interpreter;   // the Python to embed (its standard library is used)
+  std::string interpreter;          // --python: the environment's interpreter, or empty
+  std::string default_interpreter;  // the Python the build embedded
   std::string package_dir;   // folder holding the azureml_inference_server_http package
 };
 
