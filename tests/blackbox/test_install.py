@@ -20,6 +20,10 @@ def test_spine_installed_tree_serves_quickstart(server, tmp_path):
     assert len(installed) == 1, installed
     package = [d for d, dirs, _ in os.walk(destdir) if d.endswith("azureml_inference_server_http")]
     assert package, "the Python package was not installed"
+    man = [os.path.join(d, f) for d, _, files in os.walk(destdir) for f in files if f == "azmlinfsrv.1"]
+    assert len(man) == 1 and os.sep + os.path.join("man", "man1") + os.sep in man[0], man
+    page = open(man[0]).read()
+    assert "--entry_script" in page.replace("\\-", "-") and "azmlinfsrv" in page
 
     # Move the installed tree: the binary must find its package relative to itself, not in the source tree.
     moved = tmp_path / "moved"
