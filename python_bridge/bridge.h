@@ -56,6 +56,14 @@ void score(const ScoreRequest& request, ScoreResponse& response);
 // the versions this script supports. Read-only after boot: the I/O thread serves them without the GIL.
 const std::vector<std::pair<std::string, std::string>>& swagger_documents();
 
+// SCORING_TIMEOUT_MS as boot read it; 0 when off. The I/O thread answers a run() that is stuck in
+// native code past this deadline, where the TimeoutError cannot reach it.
+long scoring_timeout_ms();
+// True once the scoring timeout's TimeoutError has been raised inside the current run(): the
+// interpreter got control back, so run() is unwinding (or swallowed it), not stuck in native code.
+// Any thread may ask; score() clears it when a run() starts.
+bool scoring_timeout_raised();
+
 // Flushes Python's stdout/stderr and runs atexit hooks before the worker exits.
 void shutdown();
 

@@ -3,6 +3,7 @@
 
 #include <Python.h>
 
+#include <atomic>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +30,9 @@ struct Entry {
 };
 
 Entry& entry();
+
+// Set when the scoring timeout's TimeoutError is raised; cleared when a run() starts.
+extern std::atomic<bool> timeout_raised;
 
 // Holds the GIL for a scope; between calls the worker's main thread waits for work without it.
 class Gil {

@@ -11,6 +11,8 @@ namespace py = pybind11;
 namespace bridge {
 
 namespace embedded {
+std::atomic<bool> timeout_raised{false};
+
 Entry& entry() {
   static Entry* e = new Entry;  // never destroyed: Python objects must not outlive the interpreter
   return *e;
@@ -80,6 +82,8 @@ bool boot(const BootOptions& options) {
       e.released = PyEval_SaveThread();
       return false;
     }
+    // _raise_timeout calls this, so the I/O thread can tell a run() unwinding from one stuck in C.
+    server.attr("_native_timeout_hook") = py::cpp_function([] { embedded::timeout_raised.store(true); });
     e.server = server.release().ptr();
     e.run = py::object(loaded.attr("run")).release().ptr();
     e.input_name = py::object(loaded.attr("input_name")).release().ptr();
@@ -104,6 +108,10 @@ bool boot(const BootOptions& options) {
 }
 
 InputMode input_mode() { return embedded::entry().mode; }
+
+long scoring_timeout_ms() { return embedded::entry().scoring_timeout_ms; }
+
+bool scoring_timeout_raised() { return embedded::timeout_raised.load(); }
 
 const std::vector<std::pair<std::string, std::string>>& swagger_documents() { return embedded::entry().swaggers; }
 

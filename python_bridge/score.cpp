@@ -129,6 +129,7 @@ PyObject* headers_dict(const ScoreRequest& req) {
 class ScoringTimer {
  public:
   explicit ScoringTimer(long ms) : armed_(ms > 0) {
+    embedded::timeout_raised.store(false);
     if (!armed_) return;
     struct itimerval t {};
     t.it_value.tv_sec = ms / 1000;
