@@ -1,6 +1,7 @@
 // Internal to worker/: the hand-off between the I/O thread and the Python thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -24,6 +25,10 @@ struct Job {
   bridge::ScoreResponse response;    // written by the Python thread
   uint64_t received_ns = 0;
   double handled_ms = 0;  // time in the Python thread, for the request log line
+  // For answering without the Python thread (a native crash, a run() stuck past its deadline):
+  int fd = -1;                               // the connection's socket, set on the I/O thread
+  std::atomic<uint64_t> started_ns{0};       // when run() began; set by the Python thread
+  std::atomic<bool> abandoned{false};        // answered already; the Python thread's result is dropped
 };
 
 // Jobs go to the Python thread through `pending` (mutex and condition variable); results come back
@@ -35,6 +40,9 @@ struct JobQueue {
   std::vector<Job*> done;
   bool stopping = false;
   uv_async_t* done_async = nullptr;
+  // The job run() is working on; cleared under `mutex` together with the push to `done`, so the I/O
+  // thread, holding `mutex`, knows whether a job still waits for run().
+  std::atomic<Job*> running{nullptr};
 
   void push(Job* job) {
     {
@@ -56,5 +64,10 @@ struct JobQueue {
 void start_io(const Options& options, JobQueue& queue);
 // Waits for the I/O thread to finish (after a stop signal has drained the connections).
 void join_io();
+
+// Installs the handlers that answer the client of the running job when the worker dies of a fatal
+// signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT). Must run before Python enables faulthandler,
+// which writes the Python stack and then hands the signal on to them.
+void install_crash_responder(JobQueue& queue);
 
 }  // namespace worker

@@ -52,6 +52,8 @@ void serve_jobs(Slot& slot, JobQueue& queue) {
       request.headers = &job->header_views;
       request.body = r.body;
       uint64_t started = monotonic_ns();
+      job->started_ns.store(started, std::memory_order_relaxed);
+      queue.running.store(job);
       slot.run_started_ns.store(started, std::memory_order_relaxed);
       bridge::score(request, job->response);
       uint64_t finished = monotonic_ns();
@@ -60,6 +62,7 @@ void serve_jobs(Slot& slot, JobQueue& queue) {
       job->handled_ms = static_cast<double>(finished - started) / 1e6;
       {
         std::lock_guard<std::mutex> lock(queue.mutex);
+        queue.running.store(nullptr);
         queue.done.push_back(job);
       }
       uv_async_send(queue.done_async);
@@ -87,9 +90,11 @@ void run(const Options& options) {
     uint32_t expected = 0;
     return table->boot_failure_reported.compare_exchange_strong(expected, 1);
   };
+  // Before boot: faulthandler (enabled in boot) chains to these handlers after writing the stack.
+  JobQueue queue;
+  install_crash_responder(queue);
   if (!bridge::boot(boot)) _exit(kExitBootFailed);
 
-  JobQueue queue;
   start_io(options, queue);
   slot.state.store(SlotState::ready);
   logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
