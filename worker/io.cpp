@@ -680,8 +680,6 @@ void on_deadline_tick(uv_timer_t* timer) {
   uint64_t started = job->started_ns.load();
   uint64_t limit = static_cast<uint64_t>(io->scoring_timeout_ms) * 1000000ull + kStuckGraceNs;
   if (!started || monotonic_ns() - started < limit || bridge::scoring_timeout_raised()) return;
-  // The stacks first: faulthandler (on the Python thread) shows the line of the native call.
-  kill(getpid(), kSignalDumpStacks);
   if (!answer_running_job(job, fmt::format("Scoring timeout after {} ms", io->scoring_timeout_ms))) return;
   logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
                  fmt::format("run() is still running {} ms after the scoring timeout of {} ms (SCORING_TIMEOUT_MS): "
@@ -689,6 +687,9 @@ void on_deadline_tick(uv_timer_t* timer) {
                              "below. The client got the scoring-timeout answer; worker {} stops taking requests "
                              "and a new worker replaces it.",
                              kStuckGraceNs / 1000000, io->scoring_timeout_ms, getpid()));
+  // Then the stacks: faulthandler, on the Python thread, shows the line of the native call. Not before
+  // the answer: its signal interrupts a blocking call, and run() might then unwind and answer itself.
+  kill(getpid(), kSignalDumpStacks);
   io->slot->replace_requested.store(1);
   io->exit_when_drained = true;
   begin_drain();
