@@ -305,6 +305,7 @@ class Arbiter {
                   fmt::format("Worker (pid:{}) has served {} requests (max_requests); replacing it without "
                               "downtime.",
                               pid, slot.requests_served.load()));
+        if (!reloading()) replacing_since_ns_ = now;
         child.retiring = true;
       }
     }
@@ -392,6 +393,7 @@ class Arbiter {
                                                 "ones keep serving until the new ones are ready.",
                                                 reason, target_workers_));
     table_->boot_failure_reported.store(0);  // a failing new generation must show its error
+    replacing_since_ns_ = worker::monotonic_ns();
     next_spawn_ns_ = 0;
     backoff_ns_ = 0;
     for (auto& [pid, child] : workers_)
@@ -531,7 +533,8 @@ class Arbiter {
   }
 
   // A worker of a new generation (reload, or a replacement for age) died while booting: the script
-  // on disk is broken now. The running workers keep serving; the rest of the new generation goes.
+  // on disk is broken now. The running workers keep serving; the rest of the new generation goes,
+  // including workers of it that are ready already (they may have read the file before the bad edit).
   void replacement_failed(pid_t pid, int status) {
     std::string how = WIFEXITED(status) ? fmt::format("exited with code {}", WEXITSTATUS(status))
                                         : fmt::format("was killed by {}", describe_signal(WTERMSIG(status)));
@@ -544,9 +547,14 @@ class Arbiter {
       if (child.retiring) {
         child.retiring = false;
         child.keep_serving = true;
-      } else if (!child.stopping && table_->slots[child.slot].state.load() == worker::SlotState::booting) {
-        child.stopping = true;
-        kill(other, SIGKILL);
+      } else if (!child.stopping && child.spawned_ns >= replacing_since_ns_) {
+        bool booting = table_->slots[child.slot].state.load() == worker::SlotState::booting;
+        if (booting) {
+          child.stopping = true;
+          kill(other, SIGKILL);
+        } else {
+          stop_worker(other, child, worker::monotonic_ns());
+        }
       }
     }
   }
@@ -604,6 +612,7 @@ class Arbiter {
   uint64_t backoff_ns_ = 0;           // the current back-off delay; 0 after a calm period
   uint64_t last_quick_death_ns_ = 0;
   uint64_t reload_due_ns_ = 0;        // non-zero: reload at this time (debounced file change)
+  uint64_t replacing_since_ns_ = 0;   // workers started since then belong to the new generation
   std::string reload_reason_;
 };
 
