@@ -435,7 +435,7 @@ class Arbiter {
     }
     Child child;
     child.slot = slot;
-    child.spawned_ns = now;
+    child.spawned_ns = worker::monotonic_ns();  // not `now`: a reload begun in this pass must count it as new
     if (launch_.max_requests > 0) {
       // Jitter spreads the replacements, so workers started together are not all replaced together.
       std::uniform_int_distribution<int> jitter(0, launch_.max_requests_jitter);

@@ -241,7 +241,7 @@ def test_reload_flag_and_broken_edit(server):
     finally:
         load.stop()
     assert load.failures == [], load.failures
-    assert s.alive()
+    assert s.alive() and "Worker failed to boot" not in s.stderr(), s.logs()
 
 
 def test_init_raises_exits_3_once(server):
