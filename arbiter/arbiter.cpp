@@ -34,6 +34,8 @@ constexpr uint64_t kSecond = 1000000000ull;
 constexpr uint64_t kFastStopTimeoutNs = 2 * kSecond;
 // After the stack-dump and answer signals, time for faulthandler and the I/O thread before SIGKILL.
 constexpr uint64_t kKillAfterDumpNs = kSecond;
+// A worker's I/O thread refreshes its heartbeat every second; three missed beats is silence.
+constexpr uint64_t kSilentHeartbeatNs = 3 * kSecond;
 // Back-off: a worker dying sooner than kQuickDeathNs after its start makes the next start wait,
 // from kFirstBackoffNs doubling up to kMaxBackoffNs; kStablePeriodNs without such a death resets it.
 constexpr uint64_t kQuickDeathNs = 5 * kSecond;
@@ -285,7 +287,8 @@ class Arbiter {
         uint64_t beat = slot.heartbeat_ns.load();
         uint64_t running = started && now > started ? now - started : 0;
         uint64_t silent = now > beat ? now - beat : 0;
-        if (running > worker_timeout_ns_ || silent > worker_timeout_ns_) {
+        // The heartbeat ticks every second: a small WORKER_TIMEOUT must not mistake its jitter for silence.
+        if (running > worker_timeout_ns_ || silent > std::max(worker_timeout_ns_, kSilentHeartbeatNs)) {
           time_out(pid, child, running, silent, now);
           continue;
         }
@@ -317,7 +320,7 @@ class Arbiter {
     log_error(logline::Level::critical, fmt::format("WORKER TIMEOUT (pid:{})", pid));
     std::string why = running > worker_timeout_ns_
                           ? fmt::format("its run() has been running for {:.1f} s", seconds(running))
-                          : fmt::format("it has not sent a heartbeat for {:.1f} s", seconds(silent));
+                          : fmt::format("its I/O thread has not sent a heartbeat for {:.1f} s", seconds(silent));
     log_error(logline::Level::critical,
               fmt::format("Worker (pid:{}) timed out: {}, longer than WORKER_TIMEOUT={} s. Its Python stacks follow "
                           "(the stuck line is in the first thread listed); it is then killed and replaced. Raise "
