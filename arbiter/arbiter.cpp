@@ -502,10 +502,15 @@ class Arbiter {
       int sig = WTERMSIG(status);
       if (sig == SIGKILL)
         log_error(logline::Level::error, fmt::format("Worker (pid:{}) was sent SIGKILL! Perhaps out of memory?", pid));
-      else
+      else if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGABRT)
         log_error(logline::Level::warning,
                   fmt::format("Worker (pid:{}) was sent {}! The Python stack at the crash is in the log above "
                               "(\"Fatal Python error\"); a new worker replaces it.",
+                              pid, describe_signal(sig)));
+      else
+        log_error(logline::Level::warning,
+                  fmt::format("Worker (pid:{}) was sent {}! Something outside the server stopped it; a new worker "
+                              "replaces it.",
                               pid, describe_signal(sig)));
     } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
       log_error(logline::Level::error, fmt::format("Worker (pid:{}) exited with code {}", pid, WEXITSTATUS(status)));
