@@ -7,12 +7,15 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <map>
+#include <random>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -27,8 +30,20 @@ namespace {
 constexpr int kListenBacklog = 2048;
 constexpr int kBindAttempts = 5;
 constexpr int kPollMs = 250;
-constexpr uint64_t kGracefulTimeoutNs = 30ull * 1000000000ull;
-constexpr uint64_t kFastStopTimeoutNs = 2ull * 1000000000ull;
+constexpr uint64_t kSecond = 1000000000ull;
+constexpr uint64_t kFastStopTimeoutNs = 2 * kSecond;
+// After the stack-dump and answer signals, time for faulthandler and the I/O thread before SIGKILL.
+constexpr uint64_t kKillAfterDumpNs = kSecond;
+// A worker's I/O thread refreshes its heartbeat every second; three missed beats is silence.
+constexpr uint64_t kSilentHeartbeatNs = 3 * kSecond;
+// Back-off: a worker dying sooner than kQuickDeathNs after its start makes the next start wait,
+// from kFirstBackoffNs doubling up to kMaxBackoffNs; kStablePeriodNs without such a death resets it.
+constexpr uint64_t kQuickDeathNs = 5 * kSecond;
+constexpr uint64_t kFirstBackoffNs = kSecond / 10;
+constexpr uint64_t kMaxBackoffNs = 30 * kSecond;
+constexpr uint64_t kStablePeriodNs = 10 * kSecond;
+// An editor's save is a burst of events; reload once it is over.
+constexpr uint64_t kReloadDebounceNs = 300 * 1000000ull;
 
 int signal_pipe[2] = {-1, -1};
 
@@ -97,22 +112,48 @@ const char* signal_name(int signum) {
   }
 }
 
+// Why a worker died, for the log: "was sent SIGSEGV (segmentation fault)".
+std::string describe_signal(int sig) {
+  const char* name = signal_name(sig);
+  std::string shown = name ? name : fmt::format("signal {}", sig);
+  switch (sig) {
+    case SIGSEGV: return shown + " (segmentation fault: native code read or wrote memory it does not own)";
+    case SIGBUS: return shown + " (bus error: a bad memory access in native code, or a truncated mapped file)";
+    case SIGFPE: return shown + " (arithmetic error in native code, such as an integer division by zero)";
+    case SIGILL: return shown + " (illegal instruction: native code built for another CPU, or corrupted)";
+    case SIGABRT: return shown + " (abort: native code called abort(), often after a failed assertion)";
+    default: return shown;
+  }
+}
+
+double seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
+
 class Arbiter {
  public:
-  Arbiter(const Launch& launch, const WorkerProgram& program, std::vector<int> listeners, worker::Table* table)
+  Arbiter(const Launch& launch, const WorkerProgram& program, std::vector<int> listeners, worker::Table* table,
+          int watch_fd)
       : launch_(launch), program_(program), listeners_(std::move(listeners)), table_(table),
-        target_workers_(launch.worker_count) {}
+        target_workers_(launch.worker_count), watch_fd_(watch_fd),
+        worker_timeout_ns_(static_cast<uint64_t>(launch.worker_timeout_s) * kSecond),
+        graceful_timeout_ns_(static_cast<uint64_t>(launch.graceful_timeout_s) * kSecond),
+        random_(std::random_device{}()) {}
 
+  // One pass: look at the table, start and stop workers, sleep until a signal, a file change or the
+  // next deadline, reap. Everything the arbiter does happens here, never in a signal handler.
   int run() {
     for (;;) {
-      if (state_ == State::running) spawn_missing_workers();
-      wait_for_signal(kPollMs);
+      uint64_t now = worker::monotonic_ns();
+      if (state_ == State::running) {
+        check_workers(now);
+        maybe_reload(now);
+        spawn_missing_workers(now);
+        retire_replaced(now);
+      }
+      kill_overdue(now);
+      wait_for_events(next_wake_ms(now));
       reap();
       if (exit_code_ >= 0) return exit_code_;
-      if (state_ != State::running) {
-        if (workers_.empty()) return finish();
-        if (worker::monotonic_ns() > stop_deadline_ns_) kill_all(SIGKILL);
-      }
+      if (state_ != State::running && workers_.empty()) return finish();
     }
   }
 
@@ -120,15 +161,38 @@ class Arbiter {
   enum class State { running, stopping };
 
   struct Child {
-    int slot;
+    int slot = -1;
+    uint64_t spawned_ns = 0;
+    uint64_t max_requests = 0;  // 0: never replaced for age
+    uint64_t kill_at_ns = 0;    // non-zero: SIGKILL at this time if it still lives
+    bool retiring = false;      // being replaced: serves until every new worker is ready, then stops
+    bool stopping = false;      // told to stop or given up on: its exit is expected, it no longer counts
+    bool keep_serving = false;  // its replacement failed to boot: not replaced for age again
   };
 
-  void wait_for_signal(int timeout_ms) {
-    struct pollfd p = {signal_pipe[0], POLLIN, 0};
-    if (poll(&p, 1, timeout_ms) <= 0) return;
-    char signals[64];
-    ssize_t n = read(signal_pipe[0], signals, sizeof signals);
-    for (ssize_t i = 0; i < n; ++i) handle(signals[i]);
+  // ---- events ---------------------------------------------------------------------------------------
+
+  int next_wake_ms(uint64_t now) const {
+    uint64_t wake = now + kPollMs * 1000000ull;
+    auto sooner = [&](uint64_t t) {
+      if (t && t < wake) wake = t;
+    };
+    if (state_ == State::running && live_workers() < target_workers_) sooner(next_spawn_ns_);
+    sooner(reload_due_ns_);
+    for (auto& [pid, child] : workers_) sooner(child.kill_at_ns);
+    return wake <= now ? 0 : static_cast<int>((wake - now + 999999) / 1000000);
+  }
+
+  void wait_for_events(int timeout_ms) {
+    struct pollfd p[2] = {{signal_pipe[0], POLLIN, 0}, {watch_fd_, POLLIN, 0}};
+    int n = poll(p, watch_fd_ >= 0 ? 2 : 1, timeout_ms);
+    if (n <= 0) return;
+    if (p[0].revents & POLLIN) {
+      char signals[64];
+      ssize_t got = read(signal_pipe[0], signals, sizeof signals);
+      for (ssize_t i = 0; i < got; ++i) handle(signals[i]);
+    }
+    if (watch_fd_ >= 0 && (p[1].revents & POLLIN)) read_file_changes();
   }
 
   void handle(int signum) {
@@ -146,7 +210,7 @@ class Arbiter {
 
   void handle_term() {
     log_error(logline::Level::info, "Handling signal: term");
-    begin_stop(SIGTERM, kGracefulTimeoutNs);
+    begin_stop(SIGTERM, graceful_timeout_ns_);
   }
 
   void handle_quit(int signum) {
@@ -154,46 +218,236 @@ class Arbiter {
     begin_stop(SIGQUIT, kFastStopTimeoutNs);
   }
 
-  // Reload: a new generation boots while the old one serves; the old one then stops gracefully.
   void handle_hup() {
     log_error(logline::Level::info, "Handling signal: hup");
-    if (state_ != State::running) return;
-    for (auto& [pid, child] : workers_) retiring_.push_back(pid);
-    for (int i = 0; i < target_workers_; ++i) spawn_worker();
+    if (state_ == State::running) begin_reload("SIGHUP");
   }
 
   void handle_ttin() {
     log_error(logline::Level::info, "Handling signal: ttin");
-    ++target_workers_;
+    if (state_ == State::running) ++target_workers_;
   }
 
   void handle_ttou() {
     log_error(logline::Level::info, "Handling signal: ttou");
-    if (target_workers_ <= 1) return;
+    if (state_ != State::running || target_workers_ <= 1) return;
     --target_workers_;
-    if (workers_.empty()) return;
-    pid_t pid = workers_.begin()->first;
-    retired_.push_back(pid);
+    // The oldest serving worker goes; it finishes what it has, as on TERM.
+    pid_t oldest = 0;
+    uint64_t oldest_ns = UINT64_MAX;
+    for (auto& [pid, child] : workers_)
+      if (!child.retiring && !child.stopping && child.spawned_ns < oldest_ns) oldest = pid, oldest_ns = child.spawned_ns;
+    if (oldest) stop_worker(oldest, workers_[oldest], worker::monotonic_ns());
+  }
+
+  // inotify events for the entry script's folder (--reload). Editors write temporary and backup files
+  // and Python writes __pycache__; those are not edits. Several events within the debounce window
+  // (an editor's save is often three or four) give one reload.
+  void read_file_changes() {
+    alignas(struct inotify_event) char buf[8192];
+    for (;;) {
+      ssize_t n = read(watch_fd_, buf, sizeof buf);
+      if (n <= 0) return;
+      for (char* p = buf; p < buf + n;) {
+        auto* ev = reinterpret_cast<struct inotify_event*>(p);
+        p += sizeof(struct inotify_event) + ev->len;
+        std::string name = ev->len ? std::string(ev->name) : std::string();
+        if (ev->mask & IN_Q_OVERFLOW) name = "(many files)";
+        if (name.empty() || !is_edit(name)) continue;
+        reload_due_ns_ = worker::monotonic_ns() + kReloadDebounceNs;
+        reload_reason_ = name;
+      }
+    }
+  }
+
+  static bool is_edit(const std::string& name) {
+    auto ends = [&](std::string_view suffix) {
+      return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (name[0] == '.' || name == "__pycache__" || name == "4913") return false;  // 4913: vim's probe file
+    return !(ends("~") || ends(".swp") || ends(".swx") || ends(".pyc") || ends(".tmp"));
+  }
+
+  void maybe_reload(uint64_t now) {
+    if (!reload_due_ns_ || now < reload_due_ns_ || reloading()) return;
+    reload_due_ns_ = 0;
+    begin_reload(fmt::format("a change to {} in {}", reload_reason_, launch_.watch_dir));
+  }
+
+  // ---- the table ------------------------------------------------------------------------------------
+
+  // Worker timeouts, workers asking to be replaced, and workers due for replacement after max_requests.
+  void check_workers(uint64_t now) {
+    for (auto& [pid, child] : workers_) {
+      if (child.stopping) continue;
+      worker::Slot& slot = table_->slots[child.slot];
+      if (slot.state.load() != worker::SlotState::ready) continue;  // init() is never timed (CONTRACT.md 2.4)
+      if (worker_timeout_ns_) {
+        uint64_t started = slot.run_started_ns.load();
+        uint64_t beat = slot.heartbeat_ns.load();
+        uint64_t running = started && now > started ? now - started : 0;
+        uint64_t silent = now > beat ? now - beat : 0;
+        // The heartbeat ticks every second: a small WORKER_TIMEOUT must not mistake its jitter for silence.
+        if (running > worker_timeout_ns_ || silent > std::max(worker_timeout_ns_, kSilentHeartbeatNs)) {
+          time_out(pid, child, running, silent, now);
+          continue;
+        }
+      }
+      if (slot.replace_requested.load()) {
+        log_error(logline::Level::warning,
+                  fmt::format("Worker (pid:{}) asked to be replaced (its run() is stuck in native code, see its log "
+                              "above); starting a new worker.",
+                              pid));
+        child.stopping = true;
+        child.kill_at_ns = now + graceful_timeout_ns_;
+        continue;
+      }
+      if (child.max_requests && !child.retiring && !child.keep_serving &&
+          slot.requests_served.load() >= child.max_requests) {
+        log_error(logline::Level::info,
+                  fmt::format("Worker (pid:{}) has served {} requests (max_requests); replacing it without "
+                              "downtime.",
+                              pid, slot.requests_served.load()));
+        if (!reloading()) replacing_since_ns_ = now;
+        child.retiring = true;
+      }
+    }
+  }
+
+  // The Python stacks first (faulthandler, SIGUSR1), then the I/O thread answers the stuck client
+  // (SIGUSR2), then SIGKILL once both had time; a new worker boots meanwhile.
+  void time_out(pid_t pid, Child& child, uint64_t running, uint64_t silent, uint64_t now) {
+    log_error(logline::Level::critical, fmt::format("WORKER TIMEOUT (pid:{})", pid));
+    std::string why = running > worker_timeout_ns_
+                          ? fmt::format("its run() has been running for {:.1f} s", seconds(running))
+                          : fmt::format("its I/O thread has not sent a heartbeat for {:.1f} s", seconds(silent));
+    log_error(logline::Level::critical,
+              fmt::format("Worker (pid:{}) timed out: {}, longer than WORKER_TIMEOUT={} s. Its Python stacks follow "
+                          "(the stuck line is in the first thread listed); it is then killed and replaced. Raise "
+                          "WORKER_TIMEOUT if requests this long are expected.",
+                          pid, why, launch_.worker_timeout_s));
+    kill(pid, worker::kSignalDumpStacks);
+    kill(pid, worker::kSignalAnswerTimedOut);
+    child.stopping = true;
+    child.retiring = false;
+    child.kill_at_ns = now + kKillAfterDumpNs;
+  }
+
+  void kill_overdue(uint64_t now) {
+    for (auto& [pid, child] : workers_) {
+      if (!child.kill_at_ns || now < child.kill_at_ns) continue;
+      child.kill_at_ns = 0;
+      child.stopping = true;
+      kill(pid, SIGKILL);
+    }
+  }
+
+  // ---- starting workers -----------------------------------------------------------------------------
+
+  int live_workers() const {
+    int n = 0;
+    for (auto& [pid, child] : workers_)
+      if (!child.retiring && !child.stopping) ++n;
+    return n;
+  }
+
+  bool reloading() const {
+    for (auto& [pid, child] : workers_)
+      if (child.retiring) return true;
+    return false;
+  }
+
+  void spawn_missing_workers(uint64_t now) {
+    if (next_spawn_ns_ && now < next_spawn_ns_) return;  // backing off after quick deaths
+    next_spawn_ns_ = 0;
+    while (live_workers() < target_workers_) {
+      if (!spawn_worker(now)) return;
+    }
+  }
+
+  // Retiring workers stop only when every worker meant to replace them is ready, so a reload or a
+  // replacement for age drops nothing: the listeners are shared and never close meanwhile.
+  void retire_replaced(uint64_t now) {
+    if (!reloading() || live_workers() < target_workers_) return;
+    for (auto& [pid, child] : workers_)
+      if (!child.retiring && !child.stopping && table_->slots[child.slot].state.load() != worker::SlotState::ready)
+        return;
+    std::string pids;
+    for (auto& [pid, child] : workers_) {
+      if (!child.retiring) continue;
+      pids += (pids.empty() ? "" : ", ") + std::to_string(pid);
+      stop_worker(pid, child, now);
+    }
+    log_error(logline::Level::info,
+              fmt::format("New workers are ready; the previous ones ({}) finish their requests and exit.", pids));
+  }
+
+  void stop_worker(pid_t pid, Child& child, uint64_t now) {
+    child.retiring = false;
+    child.stopping = true;
+    child.kill_at_ns = now + graceful_timeout_ns_;
     kill(pid, SIGTERM);
   }
 
-  void begin_stop(int worker_signal, uint64_t timeout_ns) {
-    uint64_t deadline = worker::monotonic_ns() + timeout_ns;
-    if (state_ == State::stopping && deadline >= stop_deadline_ns_ && worker_signal == SIGTERM) return;
-    state_ = State::stopping;
-    stop_deadline_ns_ = deadline;
-    for (int fd : listeners_) close(fd);
-    listeners_.clear();
-    kill_all(worker_signal);
+  // A new generation: every worker now serving is replaced once the new ones are ready. Each new
+  // worker loads the script afresh, so edits take effect.
+  void begin_reload(const std::string& reason) {
+    log_error(logline::Level::info, fmt::format("Reloading because of {}: starting {} new worker(s); the running "
+                                                "ones keep serving until the new ones are ready.",
+                                                reason, target_workers_));
+    table_->boot_failure_reported.store(0);  // a failing new generation must show its error
+    replacing_since_ns_ = worker::monotonic_ns();
+    next_spawn_ns_ = 0;
+    backoff_ns_ = 0;
+    for (auto& [pid, child] : workers_)
+      if (!child.stopping) child.retiring = true;
   }
 
-  void kill_all(int signum) {
-    for (auto& [pid, child] : workers_) kill(pid, signum);
-  }
-
-  int finish() {
-    log_error(logline::Level::info, "Shutting down: Master");
-    return 0;
+  bool spawn_worker(uint64_t now) {
+    int slot = free_slot();
+    if (slot < 0) {
+      log_error(logline::Level::error,
+                fmt::format("No free worker slot (at most {} workers); not starting another worker.",
+                            worker::kMaxSlots));
+      return false;
+    }
+    worker::Slot& s = table_->slots[slot];
+    s.state.store(worker::SlotState::booting);
+    s.pid.store(0);
+    s.run_started_ns.store(0);
+    s.requests_served.store(0);
+    s.replace_requested.store(0);
+    s.heartbeat_ns.store(now);
+    pid_t pid = fork();
+    if (pid < 0) {
+      s.state.store(worker::SlotState::empty);
+      log_error(logline::Level::error, fmt::format("Cannot fork a worker: {}", strerror(errno)));
+      return false;
+    }
+    if (pid == 0) {
+      close(signal_pipe[0]);
+      close(signal_pipe[1]);
+      if (watch_fd_ >= 0) close(watch_fd_);
+      worker::Options options;
+      options.listen_fds = listeners_;
+      options.table = table_;
+      options.slot = slot;
+      options.interpreter = program_.interpreter;
+      options.default_interpreter = program_.default_interpreter;
+      options.package_dir = program_.package_dir;
+      worker::run(options);
+    }
+    Child child;
+    child.slot = slot;
+    child.spawned_ns = worker::monotonic_ns();  // not `now`: a reload begun in this pass must count it as new
+    if (launch_.max_requests > 0) {
+      // Jitter spreads the replacements, so workers started together are not all replaced together.
+      std::uniform_int_distribution<int> jitter(0, launch_.max_requests_jitter);
+      child.max_requests = static_cast<uint64_t>(launch_.max_requests) + static_cast<uint64_t>(jitter(random_));
+    }
+    workers_[pid] = child;
+    log_error(logline::Level::info, fmt::format("Booting worker with pid: {}", pid));
+    return true;
   }
 
   int free_slot() const {
@@ -208,58 +462,7 @@ class Arbiter {
     return false;
   }
 
-  int live_workers() const { return static_cast<int>(workers_.size() - retiring_.size()); }
-
-  void spawn_missing_workers() {
-    while (live_workers() < target_workers_) {
-      if (!spawn_worker()) return;
-    }
-    retire_old_generation();
-  }
-
-  // The old generation stops only when every new worker is ready, so a reload drops nothing.
-  void retire_old_generation() {
-    if (retiring_.empty()) return;
-    for (auto& [pid, child] : workers_) {
-      if (std::find(retiring_.begin(), retiring_.end(), pid) != retiring_.end()) continue;
-      if (table_->slots[child.slot].state.load() != worker::SlotState::ready) return;
-    }
-    for (pid_t pid : retiring_) kill(pid, SIGTERM);
-    retired_.insert(retired_.end(), retiring_.begin(), retiring_.end());
-    retiring_.clear();
-  }
-
-  bool spawn_worker() {
-    int slot = free_slot();
-    if (slot < 0) {
-      log_error(logline::Level::error, "No free worker slot; not starting another worker.");
-      return false;
-    }
-    worker::Slot& s = table_->slots[slot];
-    s.state.store(worker::SlotState::booting);
-    s.pid.store(0);
-    pid_t pid = fork();
-    if (pid < 0) {
-      s.state.store(worker::SlotState::empty);
-      log_error(logline::Level::error, fmt::format("Cannot fork a worker: {}", strerror(errno)));
-      return false;
-    }
-    if (pid == 0) {
-      close(signal_pipe[0]);
-      close(signal_pipe[1]);
-      worker::Options options;
-      options.listen_fds = listeners_;
-      options.table = table_;
-      options.slot = slot;
-      options.interpreter = program_.interpreter;
-      options.default_interpreter = program_.default_interpreter;
-      options.package_dir = program_.package_dir;
-      worker::run(options);
-    }
-    workers_[pid] = Child{slot};
-    log_error(logline::Level::info, fmt::format("Booting worker with pid: {}", pid));
-    return true;
-  }
+  // ---- deaths ---------------------------------------------------------------------------------------
 
   void reap() {
     for (;;) {
@@ -268,35 +471,106 @@ class Arbiter {
       if (pid <= 0) return;
       auto it = workers_.find(pid);
       if (it == workers_.end()) continue;
-      worker::Slot& slot = table_->slots[it->second.slot];
+      Child child = it->second;
+      worker::Slot& slot = table_->slots[child.slot];
       bool was_booting = slot.state.load() == worker::SlotState::booting;
+      bool asked_replacement = slot.replace_requested.load() != 0;
       slot.state.store(worker::SlotState::empty);
       workers_.erase(it);
-      retiring_.erase(std::remove(retiring_.begin(), retiring_.end(), pid), retiring_.end());
-      bool expected = std::find(retired_.begin(), retired_.end(), pid) != retired_.end();
-      retired_.erase(std::remove(retired_.begin(), retired_.end(), pid), retired_.end());
+      uint64_t now = worker::monotonic_ns();
+
+      if (state_ != State::running || child.stopping || asked_replacement) continue;  // expected
+      if (child.retiring) {  // an old worker died during a reload; the new generation covers it
+        log_death(pid, status);
+        continue;
+      }
+      if (was_booting && reloading()) {
+        replacement_failed(pid, status);
+        continue;
+      }
       if (WIFEXITED(status) && WEXITSTATUS(status) == worker::kExitBootFailed && was_booting) {
         log_error(logline::Level::error, fmt::format("Worker (pid:{}) exited with code 3", pid));
         halt_after_boot_failure();
         return;
       }
-      if (state_ == State::stopping || expected) continue;
-      if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        const char* name = signal_name(sig);
-        std::string shown = name ? name : fmt::format("signal {}", sig);
-        log_error(sig == SIGKILL ? logline::Level::error : logline::Level::warning,
-                  sig == SIGKILL ? fmt::format("Worker (pid:{}) was sent {}! Perhaps out of memory?", pid, shown)
-                                 : fmt::format("Worker (pid:{}) was sent {}!", pid, shown));
-      } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-        log_error(logline::Level::error, fmt::format("Worker (pid:{}) exited with code {}", pid, WEXITSTATUS(status)));
+      log_death(pid, status);
+      back_off(pid, now - child.spawned_ns, now);
+    }
+  }
+
+  void log_death(pid_t pid, int status) {
+    if (WIFSIGNALED(status)) {
+      int sig = WTERMSIG(status);
+      if (sig == SIGKILL)
+        log_error(logline::Level::error, fmt::format("Worker (pid:{}) was sent SIGKILL! Perhaps out of memory?", pid));
+      else if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGABRT)
+        log_error(logline::Level::warning,
+                  fmt::format("Worker (pid:{}) was sent {}! The Python stack at the crash is in the log above "
+                              "(\"Fatal Python error\"); a new worker replaces it.",
+                              pid, describe_signal(sig)));
+      else
+        log_error(logline::Level::warning,
+                  fmt::format("Worker (pid:{}) was sent {}! Something outside the server stopped it; a new worker "
+                              "replaces it.",
+                              pid, describe_signal(sig)));
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+      log_error(logline::Level::error, fmt::format("Worker (pid:{}) exited with code {}", pid, WEXITSTATUS(status)));
+    } else {
+      log_error(logline::Level::warning, fmt::format("Worker (pid:{}) exited unexpectedly; a new worker replaces it.",
+                                                     pid));
+    }
+  }
+
+  // Workers that die soon after they start are restarted with a doubling delay (gunicorn restarts
+  // them at once, forever: a crash loop that burns the CPU and floods the log). A calm period resets it.
+  void back_off(pid_t pid, uint64_t lifetime, uint64_t now) {
+    if (lifetime >= kQuickDeathNs) {
+      backoff_ns_ = 0;
+      return;
+    }
+    if (backoff_ns_ == 0 || now - last_quick_death_ns_ > backoff_ns_ + kStablePeriodNs)
+      backoff_ns_ = kFirstBackoffNs;
+    else
+      backoff_ns_ = std::min(backoff_ns_ * 2, kMaxBackoffNs);
+    last_quick_death_ns_ = now;
+    next_spawn_ns_ = now + backoff_ns_;
+    log_error(logline::Level::warning,
+              fmt::format("Worker (pid:{}) died {:.1f} s after it was started; starting a new one in {:.1f} s. "
+                          "Workers that keep dying soon after they start are restarted with a doubling delay (up "
+                          "to {:.0f} s); the log above says why this one died.",
+                          pid, seconds(lifetime), seconds(backoff_ns_), seconds(kMaxBackoffNs)));
+  }
+
+  // A worker of a new generation (reload, or a replacement for age) died while booting: the script
+  // on disk is broken now. The running workers keep serving; the rest of the new generation goes,
+  // including workers of it that are ready already (they may have read the file before the bad edit).
+  void replacement_failed(pid_t pid, int status) {
+    std::string how = WIFEXITED(status) ? fmt::format("exited with code {}", WEXITSTATUS(status))
+                                        : fmt::format("was killed by {}", describe_signal(WTERMSIG(status)));
+    log_error(logline::Level::error,
+              fmt::format("Reload failed: new worker (pid:{}) {} while loading the script or running init(); its "
+                          "error is in the log above. The previous workers keep serving. Fix the script, then "
+                          "reload again (SIGHUP, or save the file when --reload is on).",
+                          pid, how));
+    for (auto& [other, child] : workers_) {
+      if (child.retiring) {
+        child.retiring = false;
+        child.keep_serving = true;
+      } else if (!child.stopping && child.spawned_ns >= replacing_since_ns_) {
+        bool booting = table_->slots[child.slot].state.load() == worker::SlotState::booting;
+        if (booting) {
+          child.stopping = true;
+          kill(other, SIGKILL);
+        } else {
+          stop_worker(other, child, worker::monotonic_ns());
+        }
       }
     }
   }
 
   void halt_after_boot_failure() {
     // The other workers would fail the same way: stop them without waiting for their init().
-    kill_all(SIGKILL);
+    for (auto& [pid, child] : workers_) kill(pid, SIGKILL);
     while (!workers_.empty()) {
       int status;
       pid_t pid = waitpid(-1, &status, 0);
@@ -308,18 +582,70 @@ class Arbiter {
     exit_code_ = worker::kExitBootFailed;
   }
 
+  // ---- stopping -------------------------------------------------------------------------------------
+
+  void begin_stop(int worker_signal, uint64_t timeout_ns) {
+    uint64_t now = worker::monotonic_ns();
+    uint64_t deadline = now + timeout_ns;
+    if (state_ == State::stopping && worker_signal == SIGTERM) return;  // a second TERM changes nothing
+    state_ = State::stopping;
+    for (int fd : listeners_) close(fd);
+    listeners_.clear();
+    reload_due_ns_ = 0;
+    for (auto& [pid, child] : workers_) {
+      // A worker still in init() has the default handlers: QUIT would dump core, TERM just ends it.
+      bool booting = table_->slots[child.slot].state.load() == worker::SlotState::booting;
+      kill(pid, booting ? SIGTERM : worker_signal);
+      if (!child.kill_at_ns || deadline < child.kill_at_ns) child.kill_at_ns = deadline;
+    }
+  }
+
+  int finish() {
+    log_error(logline::Level::info, "Shutting down: Master");
+    return 0;
+  }
+
   const Launch& launch_;
   const WorkerProgram& program_;
   std::vector<int> listeners_;
   worker::Table* table_;
   int target_workers_;
+  int watch_fd_;
+  uint64_t worker_timeout_ns_;
+  uint64_t graceful_timeout_ns_;
+  std::mt19937 random_;
   std::map<pid_t, Child> workers_;
-  std::vector<pid_t> retiring_;  // old generation during a reload, still serving
-  std::vector<pid_t> retired_;   // told to stop; their exit is expected
   State state_ = State::running;
-  uint64_t stop_deadline_ns_ = 0;
   int exit_code_ = -1;
+  uint64_t next_spawn_ns_ = 0;        // non-zero: no new worker before this (back-off)
+  uint64_t backoff_ns_ = 0;           // the current back-off delay; 0 after a calm period
+  uint64_t last_quick_death_ns_ = 0;
+  uint64_t reload_due_ns_ = 0;        // non-zero: reload at this time (debounced file change)
+  uint64_t replacing_since_ns_ = 0;   // workers started since then belong to the new generation
+  std::string reload_reason_;
 };
+
+// --reload: an inotify watch on the entry script's folder; -1 when off or impossible (logged).
+int watch_folder(const Launch& launch) {
+  if (!launch.reload) return -1;
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0 || launch.watch_dir.empty() ||
+      inotify_add_watch(fd, launch.watch_dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+                                                          IN_DELETE) < 0) {
+    log_error(logline::Level::error,
+              fmt::format("--reload: cannot watch the folder '{}' for changes: {}. The server runs without "
+                          "reloading; check that the folder exists and is readable, or raise "
+                          "fs.inotify.max_user_watches.",
+                          launch.watch_dir, strerror(errno)));
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  log_error(logline::Level::info,
+            fmt::format("Watching {} for changes (--reload): an edit starts new workers, a broken edit keeps the "
+                        "running ones.",
+                        launch.watch_dir));
+  return fd;
+}
 
 void install_signal_handlers() {
   if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return;
@@ -359,7 +685,7 @@ int serve(const Launch& launch, const WorkerProgram& program) {
   log_error(logline::Level::info, fmt::format("Starting azmlinfsrv {}", AZMLINFSRV_VERSION));
   log_error(logline::Level::info, fmt::format("Listening at: {} ({})", addresses, getpid()));
   log_error(logline::Level::info, "Using worker: prefork (libuv I/O thread + embedded Python)");
-  Arbiter arbiter(launch, program, std::move(listeners), table);
+  Arbiter arbiter(launch, program, std::move(listeners), table, watch_folder(launch));
   return arbiter.run();
 }
 

@@ -21,6 +21,11 @@ struct Flags {
   std::optional<std::string> config_file;
   std::optional<std::string> python;  // our addition: the interpreter whose environment scripts use
   bool rest = false;
+  // Supervision flags of our own (README.md "Supervision"); absent: the environment or the default.
+  std::optional<int> graceful_timeout;
+  std::optional<int> max_requests;
+  std::optional<int> max_requests_jitter;
+  bool reload = false;
 };
 
 struct CommandLine {
@@ -43,11 +48,23 @@ struct Launch {
   int worker_count = 1;
   std::vector<std::string> notices;  // plain prints that precede the banner
   std::string error;                 // non-empty: refuse to start (exit 1) with this message
+  // Supervision (apply_supervision_settings).
+  int worker_timeout_s = 300;    // WORKER_TIMEOUT; 0: never
+  int graceful_timeout_s = 30;   // --graceful_timeout / GRACEFUL_TIMEOUT
+  int max_requests = 0;          // --max_requests / MAX_REQUESTS; 0: never replace for age
+  int max_requests_jitter = 0;   // --max_requests_jitter / MAX_REQUESTS_JITTER
+  bool reload = false;           // --reload: watch watch_dir and reload on change
+  std::string watch_dir;         // the entry script's folder (or AML_APP_ROOT without one)
 };
 
 // Writes the environment variables the workers read and validates them. Reads and writes the real
 // process environment, as the reference does, so every worker inherits the result.
 Launch apply_flags_to_environment(const Flags& flags, const std::string& cwd);
+
+// Reads the supervision settings (worker timeout, graceful timeout, max_requests, --reload) from the
+// flags and the environment into launch; sets launch.error for a value it cannot use. Runs after
+// apply_flags_to_environment(), whose AZUREML_ENTRY_SCRIPT it reads.
+void apply_supervision_settings(const Flags& flags, Launch& launch);
 
 // The start-up banner of CONTRACT.md 1.7, from the environment apply_flags_to_environment() wrote.
 std::string banner(const Launch& launch);

@@ -20,7 +20,9 @@ constexpr const char* kUsage =
     "                  [--port PORT] [--health_port HEALTH_PORT]\n"
     "                  [--worker_count WORKER_COUNT]\n"
     "                  [--access_control_allow_origins ACCESS_CONTROL_ALLOW_ORIGINS]\n"
-    "                  [--config_file CONFIG_FILE] [--python PYTHON]\n";
+    "                  [--config_file CONFIG_FILE] [--python PYTHON]\n"
+    "                  [--graceful_timeout SECONDS] [--max_requests N]\n"
+    "                  [--max_requests_jitter N] [--reload]\n";
 
 std::string description() { return fmt::format("Azure ML Inferencing HTTP server v{}", AZMLINFSRV_VERSION); }
 
@@ -53,7 +55,17 @@ std::string options_text() {
       "  --python PYTHON       The Python interpreter (of a virtual environment, say)\n"
       "                        whose packages the scoring script imports. Default:\n"
       "                        $VIRTUAL_ENV/bin/python when a virtual environment is\n"
-      "                        active, else the Python azmlinfsrv was built with.\n",
+      "                        active, else the Python azmlinfsrv was built with.\n"
+      "  --graceful_timeout SECONDS\n"
+      "                        On SIGTERM, how long requests in flight may take to\n"
+      "                        finish before workers are killed. Default is 30.\n"
+      "  --max_requests N      Replace a worker, without downtime, after it served N\n"
+      "                        requests. Default is 0 (never).\n"
+      "  --max_requests_jitter N\n"
+      "                        Add a random 0..N to --max_requests per worker, so\n"
+      "                        workers are not all replaced at once. Default is 0.\n"
+      "  --reload              Watch the entry script's folder and reload the workers\n"
+      "                        (as SIGHUP does) when a file in it changes.\n",
       description());
 }
 
@@ -112,6 +124,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   app.allow_extras(false);
   Flags flags;
   std::string entry_script, model_dir, key, port, health_port, worker_count, origins, config_file, python;
+  std::string graceful_timeout, max_requests, max_requests_jitter;
   auto* o_entry = app.add_option("--entry_script", entry_script);
   auto* o_model = app.add_option("--model_dir", model_dir);
   auto* o_key = app.add_option("--appinsights_instrumentation_key", key);
@@ -122,7 +135,12 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   auto* o_config = app.add_option("--config_file", config_file);
   auto* o_python = app.add_option("--python", python);
   app.add_flag("--rest", flags.rest);
-  for (auto* o : {o_entry, o_model, o_key, o_port, o_health, o_workers, o_origins, o_config, o_python})
+  auto* o_graceful = app.add_option("--graceful_timeout", graceful_timeout);
+  auto* o_max_requests = app.add_option("--max_requests", max_requests);
+  auto* o_jitter = app.add_option("--max_requests_jitter", max_requests_jitter);
+  app.add_flag("--reload", flags.reload);
+  for (auto* o : {o_entry, o_model, o_key, o_port, o_health, o_workers, o_origins, o_config, o_python, o_graceful,
+                  o_max_requests, o_jitter})
     o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
   try {
@@ -134,14 +152,14 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       bool known = false;
       for (const char* name : {"--entry_script", "--model_dir", "--appinsights_instrumentation_key", "--port",
                                "--health_port", "--worker_count", "--access_control_allow_origins", "--config_file",
-                               "--python"}) {
+                               "--python", "--graceful_timeout", "--max_requests", "--max_requests_jitter"}) {
         std::string_view n = name;
         if (a == n || (a.size() > n.size() && a.substr(0, n.size()) == n && a[n.size()] == '=')) {
           known = true;
           if (a == n) ++i;  // skip its value
         }
       }
-      if (!known && a != "--rest") extras += (extras.empty() ? "" : " ") + std::string(a);
+      if (!known && a != "--rest" && a != "--reload") extras += (extras.empty() ? "" : " ") + std::string(a);
     }
     return fail("unrecognized arguments: " + (extras.empty() ? std::string(e.what()) : extras));
   } catch (const CLI::ParseError& e) {
@@ -162,6 +180,16 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   if (o_workers->count())
     if (auto error = parse_int("--worker_count", "validate_worker_count", worker_count, 1, INT32_MAX,
                                flags.worker_count))
+      return fail(*error);
+  if (o_graceful->count())
+    if (auto error = parse_int("--graceful_timeout", "int", graceful_timeout, 0, 86400, flags.graceful_timeout))
+      return fail(*error);
+  if (o_max_requests->count())
+    if (auto error = parse_int("--max_requests", "int", max_requests, 0, INT32_MAX, flags.max_requests))
+      return fail(*error);
+  if (o_jitter->count())
+    if (auto error = parse_int("--max_requests_jitter", "int", max_requests_jitter, 0, INT32_MAX,
+                               flags.max_requests_jitter))
       return fail(*error);
 
   CommandLine result;

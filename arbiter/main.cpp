@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   }
 
   arbiter::Launch launch = arbiter::apply_flags_to_environment(cli.flags, current_directory());
+  if (launch.error.empty()) arbiter::apply_supervision_settings(cli.flags, launch);
   if (!launch.error.empty()) {
     logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv", launch.error);
     return 1;

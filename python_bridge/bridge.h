@@ -55,8 +55,9 @@ struct ScoreResponse {
   bool run_function_failed = false;
   bool has_exec_ms = false;  // x-ms-run-fn-exec-ms only when run() returned normally
   double exec_ms = 0;
-  // A streamed body (CONTRACT.md 4.9): `body` is empty and next_chunk() yields the chunks. The stream
-  // holds a Python iterator until end_stream().
+  // A streamed body (CONTRACT.md 4.9): `body` holds the first chunk (already taken, so a body that fails
+  // at once is a 500 before anything is sent) and next_chunk() yields the rest. The stream holds a
+  // Python iterator until end_stream().
   void* stream = nullptr;
 };
 
@@ -72,6 +73,13 @@ const std::vector<std::pair<std::string, std::string>>& swagger_documents();
 bool next_chunk(ScoreResponse& response, std::string& chunk, bool* failed);
 // Releases the stream's iterator (closing a generator the client no longer waits for).
 void end_stream(ScoreResponse& response);
+// SCORING_TIMEOUT_MS as boot read it; 0 when off. The I/O thread answers a run() that is stuck in
+// native code past this deadline, where the TimeoutError cannot reach it.
+long scoring_timeout_ms();
+// True once the scoring timeout's TimeoutError has been raised inside the current run(): the
+// interpreter got control back, so run() is unwinding (or swallowed it), not stuck in native code.
+// Any thread may ask; score() clears it when a run() starts.
+bool scoring_timeout_raised();
 
 // Flushes Python's stdout/stderr and runs atexit hooks before the worker exits.
 void shutdown();

@@ -4,6 +4,7 @@
 #define PY_SSIZE_T_CLEAN  // Py_ssize_t lengths for the "#" formats
 #include <Python.h>
 
+#include <atomic>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +33,9 @@ struct Entry {
 };
 
 Entry& entry();
+
+// Set when the scoring timeout's TimeoutError is raised; cleared when a run() starts.
+extern std::atomic<bool> timeout_raised;
 
 // Holds the GIL for a scope; between calls the worker's main thread waits for work without it.
 class Gil {

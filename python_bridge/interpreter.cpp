@@ -15,6 +15,8 @@ namespace py = pybind11;
 namespace bridge {
 
 namespace embedded {
+std::atomic<bool> timeout_raised{false};
+
 Entry& entry() {
   static Entry* e = new Entry;  // never destroyed: Python objects must not outlive the interpreter
   return *e;
@@ -139,6 +141,8 @@ bool boot(const BootOptions& options) {
       return false;
     }
     py::object server_module = server;
+    // _raise_timeout calls this, so the I/O thread can tell a run() unwinding from one stuck in C.
+    server.attr("_native_timeout_hook") = py::cpp_function([] { embedded::timeout_raised.store(true); });
     e.server = server.release().ptr();
     e.loaded = py::object(loaded).release().ptr();
     e.run = py::object(loaded.attr("run")).release().ptr();
@@ -165,6 +169,10 @@ bool boot(const BootOptions& options) {
 }
 
 InputMode input_mode() { return embedded::entry().mode; }
+
+long scoring_timeout_ms() { return embedded::entry().scoring_timeout_ms; }
+
+bool scoring_timeout_raised() { return embedded::timeout_raised.load(); }
 
 const std::vector<std::pair<std::string, std::string>>& swagger_documents() { return embedded::entry().swaggers; }
 

@@ -225,6 +225,7 @@ PyObject* build_arguments(const ScoreRequest& req, ScoreResponse& resp) {
 class ScoringTimer {
  public:
   explicit ScoringTimer(long ms) : armed_(ms > 0) {
+    embedded::timeout_raised.store(false);
     if (!armed_) return;
     struct itimerval t {};
     t.it_value.tv_sec = ms / 1000;
@@ -308,6 +309,60 @@ void serialise_output(PyObject* output, ScoreResponse& resp) {
 
 }  // namespace
 
+namespace {
+
+// The next non-empty item of a stream, with the GIL held. Empty items are skipped: a zero-length chunk
+// would end a chunked body early.
+bool pull_chunk(PyObject* stream, std::string& chunk, bool* failed) {
+  *failed = false;
+  for (;;) {
+    Ref item(PyIter_Next(stream));
+    if (!item) {
+      if (PyErr_Occurred()) {
+        log_pending_exception();
+        *failed = true;
+      }
+      return false;
+    }
+    char* data = nullptr;
+    Py_ssize_t size = 0;
+    if (PyBytes_AsStringAndSize(item.get(), &data, &size) < 0) {
+      log_pending_exception();
+      *failed = true;
+      return false;
+    }
+    if (size == 0) continue;
+    chunk.assign(data, static_cast<size_t>(size));
+    return true;
+  }
+}
+
+void close_stream(PyObject* iterator) {
+  // Closes the generator (runs its finally blocks) when the client left before the end.
+  if (PyObject_HasAttrString(iterator, "close")) {
+    Ref done(PyObject_CallMethod(iterator, "close", nullptr));
+    if (!done) log_pending_exception();
+  }
+  Py_DECREF(iterator);
+}
+
+// Takes the first chunk before anything is sent, as gunicorn does by sending the head with the first
+// body bytes: a body that fails at once (a generator raising, an AMLResponse of an int) still gets a
+// proper JSON 500, and an empty one a plain empty response.
+void prime_stream(ScoreResponse& resp) {
+  auto* stream = static_cast<PyObject*>(resp.stream);
+  bool failed = false;
+  if (pull_chunk(stream, resp.body, &failed)) return;
+  resp.stream = nullptr;
+  close_stream(stream);
+  if (failed) {
+    resp.has_exec_ms = false;
+    set_json_message(resp, 500, kInternalError, false);
+  }
+}
+
+}  // namespace
+
 void score(const ScoreRequest& req, ScoreResponse& resp) {
   embedded::Gil gil;
   Entry& e = embedded::entry();
@@ -348,33 +403,14 @@ void score(const ScoreRequest& req, ScoreResponse& resp) {
   resp.has_exec_ms = true;
   resp.exec_ms = std::chrono::duration<double, std::milli>(finished - started).count();
   serialise_output(output.get(), resp);
+  if (resp.stream) prime_stream(resp);
 }
 
 bool next_chunk(ScoreResponse& response, std::string& chunk, bool* failed) {
   *failed = false;
   if (!response.stream) return false;
   embedded::Gil gil;
-  // Skips empty items: a zero-length chunk would end the chunked body early.
-  for (;;) {
-    Ref item(PyIter_Next(static_cast<PyObject*>(response.stream)));
-    if (!item) {
-      if (PyErr_Occurred()) {
-        log_pending_exception();
-        *failed = true;
-      }
-      return false;
-    }
-    char* data = nullptr;
-    Py_ssize_t size = 0;
-    if (PyBytes_AsStringAndSize(item.get(), &data, &size) < 0) {
-      log_pending_exception();
-      *failed = true;
-      return false;
-    }
-    if (size == 0) continue;
-    chunk.assign(data, static_cast<size_t>(size));
-    return true;
-  }
+  return pull_chunk(static_cast<PyObject*>(response.stream), chunk, failed);
 }
 
 void end_stream(ScoreResponse& response) {
@@ -382,12 +418,7 @@ void end_stream(ScoreResponse& response) {
   embedded::Gil gil;
   auto* iterator = static_cast<PyObject*>(response.stream);
   response.stream = nullptr;
-  // Closes the generator (runs its finally blocks) when the client left before the end.
-  if (PyObject_HasAttrString(iterator, "close")) {
-    Ref done(PyObject_CallMethod(iterator, "close", nullptr));
-    if (!done) log_pending_exception();
-  }
-  Py_DECREF(iterator);
+  close_stream(iterator);
 }
 
 }  // namespace bridge

@@ -2,6 +2,7 @@
 // Requests that need no Python (health, routing errors, limits, malformed input, OPTIONS/HEAD rules)
 // are answered here at once; score requests become jobs for the Python thread.
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -27,6 +28,7 @@ struct Connection {
   bool reading = false;
   bool close_after_write = false;
   bool closing = false;
+  bool had_request = false;  // a draining worker gives a connection that sent nothing yet a moment
 
   explicit Connection(const http::Limits& limits) : parser(limits) {}
 };
@@ -34,6 +36,11 @@ struct Connection {
 namespace {
 
 constexpr int kBacklog = 2048;
+// A draining worker waits this long for the first request of a connection it accepted just before.
+constexpr uint64_t kDrainGraceMs = 1000;
+// SIGALRM's TimeoutError unwinds a Python run() in well under this; longer means native code.
+constexpr uint64_t kStuckGraceNs = 50 * 1000000ull;
+constexpr uint64_t kDeadlineTickMs = 20;
 
 struct Io {
   uv_loop_t loop;
@@ -41,6 +48,13 @@ struct Io {
   uv_async_t done_async;
   uv_signal_t sigterm, sigint, sigquit;
   uv_timer_t heartbeat;
+  uv_signal_t timed_out;        // the arbiter's WORKER_TIMEOUT notice (SIGUSR2)
+  uv_timer_t deadline_watch;    // runs while jobs are out: a run() stuck past SCORING_TIMEOUT_MS
+  uv_timer_t drain_grace;       // closes connections that sent nothing after a drain began
+  uv_timer_t exit_timer;        // a worker given up on exits shortly after its last answer
+  size_t jobs_outstanding = 0;
+  long scoring_timeout_ms = 0;
+  bool exit_when_drained = false;
   JobQueue* queue = nullptr;
   Slot* slot = nullptr;
   http::Limits limits;
@@ -55,9 +69,22 @@ struct Io {
 Io* io = nullptr;
 
 void process_input(Connection* c, const char* data, size_t len);
+void watch_deadlines();
+
+void on_exit_timer(uv_timer_t*) {
+  logline::write(logline::Stream::err, logline::Level::info, "gunicorn.error",
+                 fmt::format("Worker exiting (pid: {})", getpid()));
+  _exit(kExitStopped);
+}
 
 // The last connection of a draining worker is gone: the Python thread may stop, and so may the loop.
 void finish_drain() {
+  if (io->exit_when_drained) {
+    // run() is stuck in native code and will not come back for the Python thread to stop: leave,
+    // after a moment for faulthandler to finish writing the stacks.
+    uv_timer_start(&io->exit_timer, on_exit_timer, 200, 0);
+    return;
+  }
   io->queue->stop();
   uv_stop(&io->loop);
 }
@@ -372,16 +399,17 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
   }
   if (resp.has_exec_ms) http::add_header(c->out, "x-ms-run-fn-exec-ms", fmt::format("{:.3f}", resp.exec_ms));
   add_request_headers(c, r, ids);
-  end_response(c, r, body);
+  end_response(c, r, resp.stream ? std::string_view{} : std::string_view(body));  // chunks follow
   // The reference logs the view's line before the response goes out, the access line after.
   log_view_request(r, resp.status, job->handled_ms, resp.stream ? std::optional<size_t>() : body.size());
-  log_access(c, r, resp.status, r.method == "HEAD" ? 0 : body.size());
+  log_access(c, r, resp.status, r.method == "HEAD" || resp.stream ? 0 : body.size());
 }
 
 // Answers a parsed request or hands it to Python; true when the answer is already in c->out.
 bool handle_request(Connection* c) {
   http::Request& r = c->parser.request();
   uint64_t received_ns = monotonic_ns();
+  c->had_request = true;
   Route route = route_of(r);
   if (route == Route::not_found) {
     respond_message(c, r, 404,
@@ -417,7 +445,10 @@ bool handle_request(Connection* c) {
   job->ids = std::move(ids);
   job->remote_addr = c->peer;
   job->server_port = c->local_port;
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) == 0) job->fd = fd;
   c->job = job;
+  watch_deadlines();
   io->queue->push(job);
   return false;
 }
@@ -521,13 +552,20 @@ void on_jobs_done(uv_async_t*) {
   }
   for (Completion& event : done) {
     Job* job = event.job;
-    Connection* c = job->connection;
     bool streamed = job->response.stream != nullptr;
+    bool last_event = event.kind == Completion::Kind::end || event.kind == Completion::Kind::abort ||
+                      (event.kind == Completion::Kind::response && !streamed);
+    if (last_event) --io->jobs_outstanding;
+    if (!job->connection) {  // answered already (stuck past a deadline); run()'s result comes too late
+      if (last_event) delete job;
+      continue;
+    }
+    Connection* c = job->connection;
     switch (event.kind) {
       case Completion::Kind::response:
         if (!c->closing) respond_scored(c, job, job->ids);
-        if (streamed) flush(c);
-        else finish_job(c, job);
+        if (!streamed) finish_job(c, job);
+        else write_chunk(c, job, job->response.body);  // the first chunk came with the head
         break;
       case Completion::Kind::chunk:
         write_chunk(c, job, event.data);
@@ -572,20 +610,65 @@ void on_connection(uv_stream_t* listener, int status) {
 
 // ---- stopping ---------------------------------------------------------------------------------------
 
+// Connections the kernel accepted on the shared listening socket but no worker took yet are reset when
+// its last descriptor closes (gunicorn #3397, TERM drops the accepted backlog). A draining worker
+// takes them before closing its descriptor and answers them.
+void adopt_backlog(uv_tcp_t* listener) {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(listener), &fd) != 0) return;
+  for (;;) {
+    int client = accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client < 0) return;
+    auto* c = new Connection(io->limits);
+    uv_tcp_init(&io->loop, &c->tcp);
+    ++io->connections;
+    if (uv_tcp_open(&c->tcp, client) != 0) {
+      ::close(client);
+      close_connection(c);
+      continue;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage addr;
+    int addr_len = sizeof addr;
+    char host[64] = "-";
+    if (uv_tcp_getpeername(&c->tcp, reinterpret_cast<struct sockaddr*>(&addr), &addr_len) == 0 &&
+        addr.ss_family == AF_INET)
+      uv_ip4_name(reinterpret_cast<struct sockaddr_in*>(&addr), host, sizeof host);
+    c->peer = host;
+    c->close_after_write = true;
+    start_reading(c);
+  }
+}
+
+void close_silent(uv_handle_t* handle, void*) {
+  if (handle->type != UV_TCP || uv_is_closing(handle)) return;
+  for (uv_tcp_t* l : io->listeners)
+    if (reinterpret_cast<uv_handle_t*>(l) == handle) return;
+  auto* c = reinterpret_cast<Connection*>(handle);
+  if (!c->job && !c->parser.in_progress() && c->pending_writes == 0) close_connection(c);
+}
+
+// The grace for connections that had sent nothing when the drain began is over.
+void on_drain_grace(uv_timer_t*) { uv_walk(&io->loop, close_silent, nullptr); }
+
 void close_idle(uv_handle_t* handle, void*) {
   if (handle->type != UV_TCP) return;
   auto* c = reinterpret_cast<Connection*>(handle);
   for (uv_tcp_t* l : io->listeners)
     if (reinterpret_cast<uv_handle_t*>(l) == handle) return;
-  if (!c->job && !c->parser.in_progress() && c->pending_writes == 0) close_connection(c);
+  // A connection that has not sent its first request yet was accepted a moment ago: its request is on
+  // the way, so it gets drain_grace to arrive (closing it now would fail a request the client sent).
+  if (!c->job && !c->parser.in_progress() && c->pending_writes == 0 && c->had_request) close_connection(c);
   else c->close_after_write = true;
 }
 
 void begin_drain() {
   if (io->draining) return;
   io->draining = true;
+  for (uv_tcp_t* l : io->listeners) adopt_backlog(l);
   for (uv_tcp_t* l : io->listeners) uv_close(reinterpret_cast<uv_handle_t*>(l), nullptr);
   uv_walk(&io->loop, close_idle, nullptr);
+  uv_timer_start(&io->drain_grace, on_drain_grace, kDrainGraceMs, 0);
   if (io->connections == 0) finish_drain();
 }
 
@@ -599,6 +682,89 @@ void on_stop_signal(uv_signal_t* handle, int signum) {
   logline::write(logline::Stream::err, logline::Level::info, "gunicorn.error",
                  fmt::format("Worker exiting (pid: {})", getpid()));
   _exit(kExitStopped);
+}
+
+// ---- answering without Python -----------------------------------------------------------------------
+
+// Answers the client of the job run() is working on without waiting for run(); the Python thread keeps
+// the Job until run() returns, if ever, and its result is then dropped. `expected`, when given, must
+// still be the running job. False when there is nothing to answer (run() returned meanwhile).
+bool answer_running_job(Job* expected, std::string_view message) {
+  Job* job = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(io->queue->mutex);
+    job = io->queue->running.load();
+    if (!job || (expected && job != expected) || job->abandoned.load() || !job->connection) return false;
+    job->abandoned.store(true);  // from now on the crash responder leaves its socket alone
+  }
+  Connection* c = job->connection;
+  job->connection = nullptr;
+  c->job = nullptr;
+  c->leftover.clear();
+  c->close_after_write = true;
+  if (c->closing) {  // the client left while run() worked
+    c->closing = false;
+    close_connection(c);
+    return true;
+  }
+  const http::Request& r = job->request;
+  std::string body = http::json_message(message);
+  start_response(c, r, 500, http::reason_phrase_upper(500));
+  http::add_header(c->out, "Content-Type", "application/json");
+  http::add_header(c->out, "Content-Length", body.size());
+  http::add_header(c->out, "x-ms-run-function-failed", "True");
+  add_request_headers(c, r, job->ids);
+  end_response(c, r, body);
+  log_view_request(r, 500, ms_since(job->received_ns), body.size());
+  log_access(c, r, 500, r.method == "HEAD" ? 0 : body.size());
+  stop_reading(c);
+  flush(c);
+  return true;
+}
+
+// While jobs are out, every kDeadlineTickMs: has the running run() outlived SCORING_TIMEOUT_MS by more
+// than the TimeoutError needs to unwind it? Then it is stuck in native code (a C call that does not
+// return to the interpreter): answer its client now and have this worker replaced.
+void on_deadline_tick(uv_timer_t* timer) {
+  if (io->jobs_outstanding == 0) {
+    uv_timer_stop(timer);
+    return;
+  }
+  Job* job = io->queue->running.load();  // never freed while running; only this thread frees jobs
+  if (!job || job->abandoned.load()) return;
+  uint64_t started = job->started_ns.load();
+  uint64_t limit = static_cast<uint64_t>(io->scoring_timeout_ms) * 1000000ull + kStuckGraceNs;
+  if (!started || monotonic_ns() - started < limit || bridge::scoring_timeout_raised()) return;
+  if (!answer_running_job(job, fmt::format("Scoring timeout after {} ms", io->scoring_timeout_ms))) return;
+  logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
+                 fmt::format("run() is still running {} ms after the scoring timeout of {} ms (SCORING_TIMEOUT_MS): "
+                             "it is stuck in native code, which the TimeoutError cannot interrupt. Its stack is "
+                             "below. The client got the scoring-timeout answer; worker {} stops taking requests "
+                             "and a new worker replaces it.",
+                             kStuckGraceNs / 1000000, io->scoring_timeout_ms, getpid()));
+  // Then the stacks: faulthandler, on the Python thread, shows the line of the native call. Not before
+  // the answer: its signal interrupts a blocking call, and run() might then unwind and answer itself.
+  kill(getpid(), kSignalDumpStacks);
+  io->slot->replace_requested.store(1);
+  io->exit_when_drained = true;
+  begin_drain();
+}
+
+void watch_deadlines() {
+  ++io->jobs_outstanding;
+  if (io->scoring_timeout_ms > 0 && !uv_is_active(reinterpret_cast<uv_handle_t*>(&io->deadline_watch)))
+    uv_timer_start(&io->deadline_watch, on_deadline_tick, kDeadlineTickMs, kDeadlineTickMs);
+}
+
+// The arbiter found run() older than WORKER_TIMEOUT; it has asked faulthandler for the stacks and
+// kills this worker in a second. Answer the client while we can, and take no more connections.
+void on_timed_out(uv_signal_t*, int) {
+  const char* limit = getenv("WORKER_TIMEOUT");
+  answer_running_job(nullptr, fmt::format("The worker timed out: run() took longer than WORKER_TIMEOUT ({} s), so "
+                                          "the worker is being replaced. The server log shows the Python stack "
+                                          "where run() was.",
+                                          limit && *limit ? limit : "300"));
+  begin_drain();
 }
 
 void on_heartbeat(uv_timer_t*) { io->slot->heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed); }
@@ -636,6 +802,12 @@ void start_io(const Options& options, JobQueue& queue) {
   uv_signal_start(&io->sigquit, on_stop_signal, SIGQUIT);
   uv_timer_init(&io->loop, &io->heartbeat);
   uv_timer_start(&io->heartbeat, on_heartbeat, 0, 1000);
+  io->scoring_timeout_ms = bridge::scoring_timeout_ms();
+  uv_timer_init(&io->loop, &io->deadline_watch);
+  uv_timer_init(&io->loop, &io->drain_grace);
+  uv_timer_init(&io->loop, &io->exit_timer);
+  uv_signal_init(&io->loop, &io->timed_out);
+  uv_signal_start(&io->timed_out, on_timed_out, kSignalAnswerTimedOut);
 
   // The loop thread takes no signals: they reach the Python thread (SIGALRM for the scoring timeout)
   // and libuv's handlers forward the stop signals to the loop through its own pipe.

@@ -1,6 +1,7 @@
 // Internal to worker/: the hand-off between the I/O thread and the Python thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -30,6 +31,10 @@ struct Job {
   int server_port = 0;
   // Set by the I/O thread when the client is gone: a streaming Python thread stops iterating.
   std::atomic<bool> cancelled{false};
+  // For answering without the Python thread (a native crash, a run() stuck past its deadline):
+  int fd = -1;                               // the connection's socket, set on the I/O thread
+  std::atomic<uint64_t> started_ns{0};       // when run() began; set by the Python thread
+  std::atomic<bool> abandoned{false};        // answered already; the Python thread's result is dropped
 };
 
 // What the Python thread hands back. A plain response is one `response` event; a streamed one is a
@@ -50,6 +55,9 @@ struct JobQueue {
   std::vector<Completion> done;
   bool stopping = false;
   uv_async_t* done_async = nullptr;
+  // The job run() is working on; cleared under `mutex` together with the push to `done`, so the I/O
+  // thread, holding `mutex`, knows whether a job still waits for run().
+  std::atomic<Job*> running{nullptr};
 
   void push(Job* job) {
     {
@@ -58,9 +66,11 @@ struct JobQueue {
     }
     wake_python.notify_one();
   }
-  void complete(Job* job, Completion::Kind kind, std::string data = {}) {
+  // `run_returned`: this is the event that ends run() for the job; `running` is cleared with it.
+  void complete(Job* job, Completion::Kind kind, std::string data = {}, bool run_returned = false) {
     {
       std::lock_guard<std::mutex> lock(mutex);
+      if (run_returned) running.store(nullptr);
       done.push_back(Completion{job, kind, std::move(data)});
     }
     uv_async_send(done_async);
@@ -78,5 +88,10 @@ struct JobQueue {
 void start_io(const Options& options, JobQueue& queue);
 // Waits for the I/O thread to finish (after a stop signal has drained the connections).
 void join_io();
+
+// Installs the handlers that answer the client of the running job when the worker dies of a fatal
+// signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT). Must run before Python enables faulthandler,
+// which writes the Python stack and then hands the signal on to them.
+void install_crash_responder(JobQueue& queue);
 
 }  // namespace worker

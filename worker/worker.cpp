@@ -45,25 +45,27 @@ void run_job(Slot& slot, JobQueue& queue, Job* job) {
   request.server_port = job->server_port;
   request.protocol = r.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
   uint64_t started = monotonic_ns();
+  job->started_ns.store(started, std::memory_order_relaxed);
+  queue.running.store(job);
   slot.run_started_ns.store(started, std::memory_order_relaxed);
   bridge::score(request, job->response);
   slot.run_started_ns.store(0, std::memory_order_relaxed);
   slot.requests_served.fetch_add(1, std::memory_order_relaxed);
   job->handled_ms = static_cast<double>(monotonic_ns() - started) / 1e6;
   if (!job->response.stream) {
-    queue.complete(job, Completion::Kind::response);
+    queue.complete(job, Completion::Kind::response, {}, true);
     return;
   }
   // Streaming: the head goes out now, each item as it is produced, outside the scoring timeout
   // (CONTRACT.md 4.9). The job's response is not touched by the I/O thread after the head.
   bridge::ScoreResponse& response = job->response;
   void* stream = response.stream;
-  queue.complete(job, Completion::Kind::response);
+  queue.complete(job, Completion::Kind::response, {}, true);
   bridge::ScoreResponse reader;
   reader.stream = stream;
   std::string chunk;
   bool failed = false;
-  while (!job->cancelled.load() && bridge::next_chunk(reader, chunk, &failed))
+  while (!job->cancelled.load() && !job->abandoned.load() && bridge::next_chunk(reader, chunk, &failed))
     queue.complete(job, Completion::Kind::chunk, std::move(chunk));
   bridge::end_stream(reader);
   queue.complete(job, failed ? Completion::Kind::abort : Completion::Kind::end);
@@ -106,9 +108,11 @@ void run(const Options& options) {
     uint32_t expected = 0;
     return table->boot_failure_reported.compare_exchange_strong(expected, 1);
   };
+  // Before boot: faulthandler (enabled in boot) chains to these handlers after writing the stack.
+  JobQueue queue;
+  install_crash_responder(queue);
   if (!bridge::boot(boot)) _exit(kExitBootFailed);
 
-  JobQueue queue;
   start_io(options, queue);
   slot.state.store(SlotState::ready);
   logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",

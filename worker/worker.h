@@ -3,6 +3,8 @@
 // jobs, write responses. This header is all the arbiter sees of a worker: no HTTP, no Python.
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -20,6 +22,9 @@ struct Slot {
   std::atomic<uint64_t> heartbeat_ns;    // CLOCK_MONOTONIC, refreshed by the I/O thread
   std::atomic<uint64_t> run_started_ns;  // CLOCK_MONOTONIC when the current run() began; 0 when idle
   std::atomic<uint64_t> requests_served;
+  // Set by a worker that cannot go on serving (run() stuck in native code past the scoring timeout):
+  // it has stopped accepting and exits once its connections are answered; the arbiter replaces it.
+  std::atomic<uint32_t> replace_requested;
 };
 
 constexpr int kMaxSlots = 256;
@@ -42,6 +47,12 @@ struct Options {
 // Exit codes the arbiter reads.
 constexpr int kExitStopped = 0;
 constexpr int kExitBootFailed = 3;
+
+// Signals the arbiter sends a ready worker whose run() outlived WORKER_TIMEOUT: the first makes
+// faulthandler write every Python stack to stderr, the second makes the I/O thread answer the client
+// of the stuck request. SIGKILL follows.
+constexpr int kSignalDumpStacks = SIGUSR1;
+constexpr int kSignalAnswerTimedOut = SIGUSR2;
 
 // Runs the worker in the calling (freshly forked) process; never returns.
 [[noreturn]] void run(const Options& options);

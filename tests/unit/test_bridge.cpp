@@ -98,9 +98,10 @@ TEST_CASE("None is {}; a Response object passes through with its status and head
 TEST_CASE("a generator body is streamed chunk by chunk") {
   auto r = score("POST", "stream");
   REQUIRE(r.stream != nullptr);
-  std::string chunk, all;
+  CHECK(r.body == "a");  // the first chunk is taken before anything is sent
+  std::string chunk, all = r.body;
   bool failed = false;
-  int chunks = 0;
+  int chunks = 1;
   while (bridge::next_chunk(r, chunk, &failed)) {
     all += chunk;
     ++chunks;
@@ -109,6 +110,14 @@ TEST_CASE("a generator body is streamed chunk by chunk") {
   CHECK_FALSE(failed);
   CHECK(chunks == 3);  // the empty item is skipped: it would end a chunked body
   CHECK(all == "abc");
+}
+
+TEST_CASE("a body that fails before its first chunk is a JSON 500, not a cut stream") {
+  auto r = score("POST", "stream_fails");
+  CHECK(r.stream == nullptr);
+  CHECK(r.status == 500);
+  CHECK(r.error_message == "An unexpected internal error occurred. Check the logs for more info.");
+  CHECK_FALSE(r.run_function_failed);
 }
 
 TEST_CASE("swagger documents exist for every version of an undecorated script") {
@@ -136,6 +145,11 @@ def run(data):
         return None
     if data == "response":
         return AMLResponse("made", "299 CUSTOM", {"X-A": "1"})
+    if data == "stream_fails":
+        def failing():
+            raise RuntimeError("before the first item")
+            yield "never"
+        return AMLResponse(failing(), 200)
     if data == "stream":
         return AMLResponse((x for x in ["a", "", "b", "c"]), 200)
     return {"echo": data, "type": type(data).__name__}

@@ -38,6 +38,37 @@ TEST_CASE("bad values exit 1 with argparse's usage and error on stderr, options 
   CHECK_THAT(parse({"--bogus"}).err, Catch::Contains("unrecognized arguments: --bogus"));
 }
 
+TEST_CASE("supervision flags: --reload, --graceful_timeout, --max_requests, --max_requests_jitter") {
+  auto cli = parse({"--entry_script", "s.py", "--reload", "--graceful_timeout", "5", "--max_requests=100",
+                    "--max_requests_jitter", "10"});
+  REQUIRE(cli.outcome == arbiter::CommandLine::Outcome::run);
+  CHECK(cli.flags.reload);
+  CHECK(*cli.flags.graceful_timeout == 5);
+  CHECK(*cli.flags.max_requests == 100);
+  CHECK(*cli.flags.max_requests_jitter == 10);
+  CHECK(parse({"--max_requests", "-1"}).exit_code == 1);
+  CHECK_THAT(parse({"--graceful_timeout", "x"}).err, Catch::Contains("argument --graceful_timeout"));
+
+  arbiter::Launch launch;
+  setenv("WORKER_TIMEOUT", "7", 1);
+  setenv("MAX_REQUESTS", "9", 1);
+  setenv("AZUREML_ENTRY_SCRIPT", "/srv/app/score.py", 1);
+  arbiter::apply_supervision_settings(parse({"--reload"}).flags, launch);
+  CHECK(launch.error.empty());
+  CHECK(launch.worker_timeout_s == 7);
+  CHECK(launch.max_requests == 9);
+  CHECK(launch.graceful_timeout_s == 30);
+  CHECK(launch.reload);
+  CHECK(launch.watch_dir == "/srv/app");
+  setenv("WORKER_TIMEOUT", "soon", 1);
+  arbiter::Launch bad;
+  arbiter::apply_supervision_settings(arbiter::Flags{}, bad);
+  CHECK_THAT(bad.error, Catch::Contains("WORKER_TIMEOUT='soon'"));
+  unsetenv("WORKER_TIMEOUT");
+  unsetenv("MAX_REQUESTS");
+  unsetenv("AZUREML_ENTRY_SCRIPT");
+}
+
 TEST_CASE("-h prints help and exits 0") {
   auto cli = parse({"-h"});
   CHECK(cli.outcome == arbiter::CommandLine::Outcome::exit);

@@ -6,7 +6,9 @@ the rare paths: GET query conversion, request_headers, Response objects and erro
 Messages and their order follow CONTRACT.md 2.2, 2.3 and 4.1-4.3.
 """
 
+import faulthandler
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import json
@@ -205,10 +207,28 @@ def _load_module(app_root, entry_script):
                 lines.append("The directory %s not an accessible directory in the container." % app_root)
             raise BootFailure("\n".join(lines))
     path = entry_script
-    spec = importlib.util.spec_from_file_location("entry_module", path)
+    spec = importlib.util.spec_from_file_location("entry_module", path, loader=_FreshSourceLoader("entry_module", path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module, path
+
+
+class _FreshSourceLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the entry script from its source every time, never from __pycache__.
+
+    A reload must run what is on disk: a cached .pyc is trusted when the source's mtime (in whole
+    seconds) and size match, so an edit of the same length within the same second would be missed.
+    """
+
+    def get_code(self, fullname):
+        return self.source_to_code(self.get_data(self.path), self.path)
+
+
+def _enable_faulthandler():
+    """The Python stacks in the log when the worker dies of a fatal signal (as the reference) and when
+    the arbiter, seeing a run() older than WORKER_TIMEOUT, sends SIGUSR1 before killing the worker."""
+    faulthandler.enable(all_threads=True)
+    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
 
 
 def _analyse_run(run):
@@ -293,7 +313,12 @@ def _log_model_dir_tree(model_dir):
     logger.info("Model Directory Contents:\n%s", text)
 
 
+_native_timeout_hook = None  # set by the native bridge; tells its I/O thread run() is not stuck in C
+
+
 def _raise_timeout(signum, frame):
+    if _native_timeout_hook is not None:
+        _native_timeout_hook()
     raise TimeoutError("Scoring timeout")
 
 
@@ -308,6 +333,7 @@ def boot(claim_error_report):
     app_root = _env("AML_APP_ROOT", _DEFAULT_APP_ROOT)
     entry_script = _entry_script(app_root)
     stage = "config"
+    _enable_faulthandler()
     try:
         _configure_logging(app_root, entry_script)
         if config.error is not None:

@@ -1,0 +1,126 @@
+// The last words of a worker that dies of a fatal signal inside run(): the client of the running
+// request gets a JSON 500 naming the signal instead of a reset connection (DESIGN.md "Timeouts and
+// crashes"). faulthandler writes the Python stack first, then re-raises the signal to this handler,
+// which writes the response and lets the signal end the process for the arbiter to see.
+//
+// Everything the handler touches is rendered before the crash, or read from the running Job, which
+// the Python thread keeps alive while run() works; the handler itself only calls sendmsg and raise.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "jobs.h"
+
+namespace worker {
+
+namespace {
+
+struct Rendered {
+  std::string head;  // status line to the last header that is the same for every request
+  std::string body;
+};
+
+constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+constexpr int kMaxSignal = 32;
+
+JobQueue* crash_queue = nullptr;
+Rendered* rendered[kMaxSignal] = {};
+std::string* server_version_header = nullptr;  // "x-ms-server-version: v\r\n" or empty
+
+const char* describe(int sig) {
+  switch (sig) {
+    case SIGSEGV: return "SIGSEGV (segmentation fault)";
+    case SIGBUS: return "SIGBUS (bus error)";
+    case SIGFPE: return "SIGFPE (arithmetic error)";
+    case SIGILL: return "SIGILL (illegal instruction)";
+    case SIGABRT: return "SIGABRT (abort)";
+    default: return "a fatal signal";
+  }
+}
+
+Rendered* render(int sig) {
+  auto* r = new Rendered;
+  r->body = http::json_message(std::string("The worker crashed with ") + describe(sig) +
+                               " in native code while run() handled this request; a new worker replaces it. The "
+                               "server log shows the Python stack at the crash.");
+  // No Date header: formatting time is not async-signal-safe, and HTTP allows its absence.
+  http::begin_response(r->head, 500, http::reason_phrase_upper(500));
+  http::add_header(r->head, "Server", "azmlinfsrv");
+  http::add_header(r->head, "Connection", "close");
+  http::add_header(r->head, "Content-Type", "application/json");
+  http::add_header(r->head, "Content-Length", r->body.size());
+  http::add_header(r->head, "x-ms-run-function-failed", "True");
+  return r;
+}
+
+void add(struct iovec* iov, int& n, const char* data, size_t len) {
+  if (!len) return;
+  iov[n].iov_base = const_cast<char*>(data);
+  iov[n].iov_len = len;
+  ++n;
+}
+
+void add(struct iovec* iov, int& n, const std::string& s) { add(iov, n, s.data(), s.size()); }
+
+void on_fatal_signal(int sig) {
+  // SA_RESETHAND has restored the default action: raising again ends the process with this signal.
+  Job* job = crash_queue ? crash_queue->running.load() : nullptr;
+  Rendered* r = sig > 0 && sig < kMaxSignal ? rendered[sig] : nullptr;
+  if (job && r && job->fd >= 0 && !job->abandoned.load()) {
+    const http::RequestIds& ids = job->ids;
+    struct iovec iov[16];
+    int n = 0;
+    add(iov, n, r->head);
+    add(iov, n, *server_version_header);
+    static const char kRequestId[] = "x-request-id: ", kLegacyId[] = "x-ms-request-id: ",
+                      kClientId[] = "x-ms-client-request-id: ", kEol[] = "\r\n";
+    if (!ids.request_id.empty()) {
+      add(iov, n, kRequestId, sizeof kRequestId - 1);
+      add(iov, n, ids.request_id);
+      add(iov, n, kEol, 2);
+    }
+    if (!ids.legacy_id.empty()) {
+      add(iov, n, kLegacyId, sizeof kLegacyId - 1);
+      add(iov, n, ids.legacy_id);
+      add(iov, n, kEol, 2);
+    }
+    if (!ids.client_id.empty()) {
+      add(iov, n, kClientId, sizeof kClientId - 1);
+      add(iov, n, ids.client_id);
+      add(iov, n, kEol, 2);
+    }
+    add(iov, n, kEol, 2);
+    add(iov, n, r->body);
+    struct msghdr msg {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(n);
+    (void)!sendmsg(job->fd, &msg, MSG_NOSIGNAL);
+    // FIN after the answer, so the client reads it before the kernel resets the dead process's socket.
+    shutdown(job->fd, SHUT_WR);
+  }
+  raise(sig);
+}
+
+}  // namespace
+
+void install_crash_responder(JobQueue& queue) {
+  crash_queue = &queue;
+  const char* version = getenv("HTTP_X_MS_SERVER_VERSION");
+  server_version_header = new std::string();
+  if (version && *version) http::add_header(*server_version_header, "x-ms-server-version", version);
+  struct sigaction sa {};
+  sa.sa_handler = on_fatal_signal;
+  sigemptyset(&sa.sa_mask);
+  // NODEFER + RESETHAND: the raise() at the end takes the default action at once. ONSTACK: a stack
+  // overflow still finds a stack (faulthandler installs the alternate one).
+  sa.sa_flags = SA_NODEFER | SA_RESETHAND | SA_ONSTACK;
+  for (int sig : kFatalSignals) {
+    rendered[sig] = render(sig);
+    sigaction(sig, &sa, nullptr);
+  }
+}
+
+}  // namespace worker
