@@ -21,7 +21,7 @@ struct Entry {
   long scoring_timeout_ms = 0;
   InputMode mode = InputMode::json_string;
   PyObject* json_dumps = nullptr;
-  PyObject* response_types = nullptr;  // tuple for isinstance
+  PyObject* is_response = nullptr;     // _server.is_response
   PyObject* server = nullptr;          // the _server module: the rare paths
   PyObject* loaded = nullptr;          // the _server.Entry boot() returned
   PyObject* empty_tuple = nullptr;

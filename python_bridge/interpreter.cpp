@@ -152,7 +152,7 @@ bool boot(const BootOptions& options) {
     std::string mode = loaded.attr("mode").cast<std::string>();
     e.mode = mode == "raw" ? InputMode::raw : mode == "object" ? InputMode::object : InputMode::json_string;
     e.json_dumps = py::object(py::module_::import("json").attr("dumps")).release().ptr();
-    e.response_types = py::object(loaded.attr("response_types")).release().ptr();
+    e.is_response = py::object(server_module.attr("is_response")).release().ptr();
     for (auto item : py::dict(loaded.attr("swaggers")))
       e.swaggers.emplace_back(item.first.cast<std::string>(), item.second.cast<std::string>());
     e.empty_tuple = PyTuple_New(0);

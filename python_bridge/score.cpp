@@ -275,12 +275,18 @@ void take_response_object(PyObject* output, ScoreResponse& resp) {
 
 void serialise_output(PyObject* output, ScoreResponse& resp) {
   Entry& e = embedded::entry();
-  int is_response = PyObject_IsInstance(output, e.response_types);
-  if (is_response > 0) {
-    take_response_object(output, resp);
-    return;
+  // The values json.dumps takes are never Responses: ask Python only about other types.
+  bool plain = output == Py_None || PyDict_CheckExact(output) || PyList_CheckExact(output) ||
+               PyUnicode_CheckExact(output) || PyLong_CheckExact(output) || PyFloat_CheckExact(output) ||
+               PyTuple_CheckExact(output) || PyBool_Check(output);
+  if (!plain) {
+    Ref answer(PyObject_CallOneArg(e.is_response, output));
+    if (answer && PyObject_IsTrue(answer.get()) > 0) {
+      take_response_object(output, resp);
+      return;
+    }
+    PyErr_Clear();
   }
-  PyErr_Clear();
   if (output == Py_None) {
     resp.body = "{}";
   } else {

@@ -41,6 +41,10 @@ def _load_without_flask(module_name):
     # A None entry makes `import flask` raise ImportError; patch.dict puts sys.modules back afterwards.
     with mock.patch.dict(sys.modules, {"flask": None}):
         spec.loader.exec_module(module)
+        # The classes are built on first access (so that importing the module never imports flask):
+        # build them while flask is hidden.
+        for lazy in ("AMLRequest", "AMLResponse"):
+            getattr(module, lazy, None)
     return module
 
 
@@ -470,3 +474,14 @@ def test_print_hook_uninstall_restores_builtin(print_records):
     assert builtins.print is not original and _print_hook.is_installed()
     _print_hook.uninstall()
     assert builtins.print is original and not _print_hook.is_installed()
+
+
+def test_importing_the_api_does_not_import_flask():
+    # Workers import both modules for every script (the azureml.contrib.services aliases); flask costs
+    # ~150 ms and ~17 MiB per worker, so it must wait until a script names AMLRequest or AMLResponse.
+    code = ("import sys\n"
+            "from azureml_inference_server_http.api import aml_request, aml_response\n"
+            "assert 'flask' not in sys.modules, 'flask imported too early'\n"
+            "from azureml_inference_server_http.api.aml_response import AMLResponse\n"
+            "assert 'flask' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env=_subprocess_env())

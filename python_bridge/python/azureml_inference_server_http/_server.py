@@ -37,7 +37,6 @@ class Entry:
     """What the native side needs to serve: run() and how to call it."""
 
     def __init__(self, run, mode, input_name, wants_headers, scoring_timeout_ms, swaggers, parameters):
-        self.response_types = response_types()
         self.parameters = parameters  # object mode: [(name, has_default)] of run()'s inputs
         self.swaggers = swaggers  # {"2": bytes, "3": bytes, "3.1": bytes}, the versions this script supports
         self.run = run
@@ -599,21 +598,18 @@ def warn_form_body(content_type):
         "or decorate run() with @rawhttp to read the form.", content_type)
 
 
-def response_types():
-    types = []
-    try:
-        from werkzeug.wrappers import Response as WerkzeugResponse
+# Where Response classes live. Only modules already imported are looked at: an object of a class whose
+# module was never imported cannot exist, and importing flask here would cost every worker.
+_RESPONSE_CLASSES = (("werkzeug.wrappers", "Response"), (__package__ + ".api._response_base", "Response"))
 
-        types.append(WerkzeugResponse)
-    except ImportError:
-        pass
-    from .api import aml_response
 
-    for cls in aml_response.AMLResponse.__mro__:
-        if cls is not object and cls not in types and cls.__name__ != "AMLResponse":
-            types.append(cls)
-    types.append(aml_response.AMLResponse)
-    return tuple(types)
+def is_response(output):
+    """True for a flask/werkzeug Response (AMLResponse included), sent as-is (CONTRACT.md 3.5)."""
+    for module_name, name in _RESPONSE_CLASSES:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(output, getattr(module, name)):
+            return True
+    return False
 
 
 _warned_dict_body = False

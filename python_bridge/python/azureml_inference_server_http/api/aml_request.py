@@ -15,23 +15,23 @@ def rawhttp(func):
     return func
 
 
-try:
-    from flask import Request as _FlaskRequest
-except ImportError:
-    _FlaskRequest = None
+def _make_aml_request():
+    try:
+        from flask import Request as _FlaskRequest
+    except ImportError:
+        _FlaskRequest = None
 
+    if _FlaskRequest is not None:
 
-if _FlaskRequest is not None:
+        class AMLRequest(_FlaskRequest):
+            """Type hint for the request a @rawhttp run() receives; never instantiated."""
 
-    class AMLRequest(_FlaskRequest):
-        """Type hint for the request a @rawhttp run() receives; never instantiated."""
+            def __init__(self):
+                # flask.Request needs a WSGI environ, so this raises TypeError on
+                # every call, with or without arguments, as the reference does.
+                super().__init__()
 
-        def __init__(self):
-            # flask.Request needs a WSGI environ, so this raises TypeError on
-            # every call, with or without arguments, as the reference does.
-            super().__init__()
-
-else:
+        return AMLRequest
 
     class AMLRequest:
         """Type hint for the request a @rawhttp run() receives; never instantiated."""
@@ -41,3 +41,15 @@ else:
                 "AMLRequest is only a type hint for the request passed to a @rawhttp run(); "
                 "it cannot be instantiated (and flask, which it would wrap, is not installed)"
             )
+
+    return AMLRequest
+
+
+def __getattr__(name):
+    # Built on first use (PEP 562): importing flask costs every worker ~150 ms and ~17 MiB, and the server
+    # imports this module for each script, most of which never name AMLRequest.
+    if name == "AMLRequest":
+        cls = _make_aml_request()
+        globals()["AMLRequest"] = cls
+        return cls
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))

@@ -7,36 +7,48 @@ script validated against this server must behave the same in production.
 
 import json
 
-try:
-    from flask import Response as _BaseResponse
-except ImportError:
-    # Scripts that only return AMLResponse do not need flask; keep them working.
-    from ._response_base import Response as _BaseResponse
+def _make_aml_response():
+    try:
+        from flask import Response as _BaseResponse
+    except ImportError:
+        # Scripts that only return AMLResponse do not need flask; keep them working.
+        from ._response_base import Response as _BaseResponse
 
 
-class AMLResponse(_BaseResponse):
-    """An HTTP response returned as-is by run()."""
+    class AMLResponse(_BaseResponse):
+        """An HTTP response returned as-is by run()."""
 
-    def __init__(self, message, status_code, response_headers={}, json_str=False, run_function_failed=False):
-        if message is None:
-            super().__init__(json.dumps({}), status=status_code, mimetype="application/json")
-        elif json_str:
-            super().__init__(json.dumps(message), status=status_code, mimetype="application/json")
-        else:
-            # Not str/bytes: the base keeps the object and iterates it when
-            # sending, so a dict yields its keys and a generator streams.
-            super().__init__(message, status=status_code)
-            # Only the exact spelling counts, and only in this mode; elsewhere
-            # the user's Content-Type ends up as a second header.
-            if "Content-Type" in response_headers:
-                # The loop below adds the user's value; drop the default so there is one.
-                self.headers.remove("Content-Type")
+        def __init__(self, message, status_code, response_headers={}, json_str=False, run_function_failed=False):
+            if message is None:
+                super().__init__(json.dumps({}), status=status_code, mimetype="application/json")
+            elif json_str:
+                super().__init__(json.dumps(message), status=status_code, mimetype="application/json")
+            else:
+                # Not str/bytes: the base keeps the object and iterates it when
+                # sending, so a dict yields its keys and a generator streams.
+                super().__init__(message, status=status_code)
+                # Only the exact spelling counts, and only in this mode; elsewhere
+                # the user's Content-Type ends up as a second header.
+                if "Content-Type" in response_headers:
+                    # The loop below adds the user's value; drop the default so there is one.
+                    self.headers.remove("Content-Type")
 
-        self.headers["x-ms-run-function-failed"] = run_function_failed
+            self.headers["x-ms-run-function-failed"] = run_function_failed
 
-        # Comma-separated values become repeated headers (RFC 2616 4.2). This
-        # also splits values that legitimately contain commas, and a non-str
-        # value fails on .split, inside run(), as in the reference.
-        for header, value in response_headers.items():
-            for piece in value.split(","):
-                self.headers.add(header, piece.strip())
+            # Comma-separated values become repeated headers (RFC 2616 4.2). This
+            # also splits values that legitimately contain commas, and a non-str
+            # value fails on .split, inside run(), as in the reference.
+            for header, value in response_headers.items():
+                for piece in value.split(","):
+                    self.headers.add(header, piece.strip())
+
+    return AMLResponse
+
+
+def __getattr__(name):
+    # Built on first use (PEP 562), so a script that never returns an AMLResponse never imports flask.
+    if name == "AMLResponse":
+        cls = _make_aml_response()
+        globals()["AMLResponse"] = cls
+        return cls
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
