@@ -318,6 +318,13 @@ def returns_server(session_servers):
     return session_servers.start("returns.py")
 
 
+@pytest.fixture(scope="session")
+def responses_server(session_servers):
+    """Shared server running tests/fixtures/responses.py with SCORING_TIMEOUT_MS=500: the POST body
+    "<case>[:<arg>]" selects the AMLResponse / value run() returns."""
+    return session_servers.start("responses.py", env={"SCORING_TIMEOUT_MS": "500"})
+
+
 @pytest.fixture
 def http():
     return bb_http

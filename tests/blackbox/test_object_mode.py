@@ -1,0 +1,151 @@
+"""Checklist items 43-47 and 53: inference-schema decorated run() ("object mode", CONTRACT.md 4.3, 4.4, 5.1).
+
+inference-schema is not packaged in Debian; tests/fixtures/pylib holds a stand-in with the same surface,
+put on the server's sys.path through PYTHONPATH."""
+import json
+import os
+
+import pytest
+
+from bb_http import Conn, request
+from conftest import FIXTURES
+
+PYLIB = {"PYTHONPATH": os.path.join(FIXTURES, "pylib")}
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="session")
+def schema_server(session_servers):
+    return session_servers.start("schema_num.py", env=PYLIB)
+
+
+@pytest.fixture(scope="session")
+def schema_default_server(session_servers):
+    return session_servers.start("schema_num_default.py", env=PYLIB)
+
+
+def msg(r):
+    return r.body.decode()
+
+
+def test_c43_object_mode_post(schema_server):
+    r = request(schema_server.port, "POST", "/score", headers=JSON, body='{"num": 10}')
+    assert r.status == 200, r
+    assert r.json() == {"num": 10, "type": "int"}
+    assert r.one("x-ms-run-function-failed") == "False"
+    schema_server.wait_for_log(r"azmlinfsrv.user_script - run\(\) is decorated with @input_schema\. Server will invoke "
+                               r"it with the following arguments: num\.$")
+
+
+def test_c43_object_mode_values_are_parsed_json(schema_server):
+    r = request(schema_server.port, "POST", "/score", headers=JSON, body='{"num": [1, {"a": null}]}')
+    assert r.status == 200, r
+    assert r.json() == {"num": [1, {"a": None}], "type": "list"}
+
+
+def test_c44_object_mode_get_query(schema_server):
+    r = request(schema_server.port, "GET", "/score?num=10")
+    assert r.status == 200, r
+    assert r.json() == {"num": 10, "type": "int"}
+    r = request(schema_server.port, "GET", "/score?num=10&other=x&z=1")  # extra keys ignored
+    assert r.status == 200, r
+    assert r.json() == {"num": 10, "type": "int"}
+    r = request(schema_server.port, "GET", "/score?num=abc")  # not JSON: stays a string
+    assert r.json() == {"num": "abc", "type": "str"}
+    r = request(schema_server.port, "POST", "/score", headers=JSON, body='{"num": 3, "extra": true}')
+    assert r.status == 200 and r.json() == {"num": 3, "type": "int"}, r
+
+
+def test_c45_missing_parameter_400(schema_server):
+    for method, target, body in (("POST", "/score", "{}"), ("POST", "/score", '{"other": 1}'), ("GET", "/score", None),
+                                 ("GET", "/score?x=1", None)):
+        r = request(schema_server.port, method, target, headers=JSON if body else None, body=body)
+        assert r.status == 400, (method, target, r)
+        assert msg(r) == '{"message": "A value is not provided for the \'num\' parameter."}'
+        assert r.one("content-type") == "application/json"
+        assert r.one("x-ms-run-function-failed") == "False"
+        assert not r.has("x-ms-run-fn-exec-ms")
+
+
+def test_c45_default_used(schema_default_server):
+    r = request(schema_default_server.port, "POST", "/score", headers=JSON, body="{}")
+    assert r.status == 200, r
+    assert r.json() == {"num": 1, "test_header": None}
+    r = request(schema_default_server.port, "GET", "/score")
+    assert r.status == 200 and r.json()["num"] == 1, r
+    r = request(schema_default_server.port, "GET", "/score?num=5", headers={"test-header": "th"})
+    assert r.json() == {"num": 5, "test_header": "th"}  # request_headers works in object mode too
+
+
+@pytest.mark.parametrize("ct", ["text/plain", "application/x-www-form-urlencoded", None, "application/jsonx",
+                                "text/json"])
+def test_c46_wrong_content_type_415(schema_server, ct):
+    r = request(schema_server.port, "POST", "/score", headers={"Content-Type": ct} if ct else None,
+                body='{"num": 10}')
+    assert r.status == 415, (ct, r)
+    assert msg(r) == '{"message": "Expects Content-Type to be application/json"}'
+    assert r.one("x-ms-run-function-failed") == "False"
+
+
+@pytest.mark.parametrize("ct", ["application/json", "application/vnd.x+json", "application/json; charset=utf-8",
+                                "Application/JSON"])
+def test_c46_json_content_types_accepted(schema_server, ct):
+    r = request(schema_server.port, "POST", "/score", headers={"Content-Type": ct}, body='{"num": 7}')
+    assert r.status == 200, (ct, r)
+    assert r.json() == {"num": 7, "type": "int"}
+
+
+@pytest.mark.parametrize("body,message", [
+    ("", "POST body is empty. Expecting a JSON dictionary."),
+    ("{", "POST body could not be decoded as JSON: Expecting property name enclosed in double quotes: "
+          "line 1 column 2 (char 1)"),
+    ("[1,2,3]", "POST body should be a JSON dictionary."),
+    ('"num"', "POST body should be a JSON dictionary."),
+])
+def test_c47_bad_bodies_400(schema_server, body, message):
+    r = request(schema_server.port, "POST", "/score", headers=JSON, body=body)
+    assert r.status == 400, r
+    assert r.json() == {"message": message}
+    assert msg(r) == json.dumps({"message": message})
+    assert r.one("x-ms-run-function-failed") == "False"
+
+
+def test_object_mode_options_and_head(schema_server):
+    r = request(schema_server.port, "OPTIONS", "/score")
+    assert r.status == 200 and r.body == b"", r
+    with Conn(schema_server.port) as c:
+        r = c.request("HEAD", "/score")
+        assert r.status == 405, r
+        assert r.one("content-length") == "33"
+        assert c.pending_bytes(wait=0.2) == b""
+
+
+def test_object_mode_swagger(schema_server):
+    doc = json.loads(request(schema_server.port, "GET", "/swagger.json").body)
+    assert doc["definitions"]["ServiceInput"] == {
+        "type": "object", "properties": {"num": {"type": "integer", "format": "int64"}}, "example": {"num": 1}}
+
+
+def test_c53_swagger_mixed_list(server):
+    s = server.start("schema_mixed_list.py", env=PYLIB)
+    r = request(s.port, "GET", "/swagger.json?version=2")
+    assert r.status == 404, r
+    assert r.json() == {"message": "Swagger version [2] is not supported for the scoring script. "
+                                   "Supported swagger versions: [3, 3.1]."}
+    r = request(s.port, "GET", "/swagger.json")  # no version means 2
+    assert r.status == 404, r
+    r = request(s.port, "GET", "/swagger.json?version=3")
+    assert r.status == 200, r
+    doc = r.json()
+    assert doc["openapi"] == "3.0.3"
+    assert "data" in doc["components"]["schemas"]["ServiceInput"]["properties"]
+    r = request(s.port, "GET", "/swagger.json?version=3.1")
+    assert r.status == 200 and r.json()["openapi"] == "3.1.0", r
+    r = request(s.port, "GET", "/swagger.json?version=4")
+    assert r.status == 404, r
+    assert r.json() == {"message": "Swagger version [4] is not valid. Supported versions: [3, 3.1]."}
+    s.wait_for_log(r"azmlinfsrv.swagger - Swaggers are prepared for versions \[3, 3\.1\] and skipped for versions "
+                   r"\[2\]\.$")
+    # scoring itself is unaffected
+    r = request(s.port, "POST", "/score", headers=JSON, body='{"data": [2, "b"]}')
+    assert r.status == 200 and r.json() == {"data": [2, "b"]}, r

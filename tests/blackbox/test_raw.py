@@ -1,0 +1,191 @@
+"""Checklist items 39-42: @rawhttp run() gets a Flask-request-compatible object; streamed AMLResponse
+(CONTRACT.md 4.4, 4.9)."""
+import re
+import time
+
+import pytest
+
+from bb_http import Conn, request
+
+MSG_SCRIPT_ERR = '{"message": "An unexpected error occurred in scoring script. Check the logs for more info."}'
+
+
+@pytest.fixture(scope="session")
+def raw_server(session_servers):
+    """tests/fixtures/raw_request.py (@rawhttp); ?case= selects what run() does."""
+    return session_servers.start("raw_request.py")
+
+
+def describe(srv, method, target, headers=None, body=None):
+    hdrs = [("Host", f"127.0.0.1:{srv.port}")] + list(headers or [])
+    r = request(srv.port, method, target, headers=hdrs, body=body)
+    assert r.status == 200, r
+    assert r.one("content-type") == "application/json"
+    return r.json()
+
+
+def test_c40_raw_request_get(raw_server):
+    p = raw_server.port
+    d = describe(raw_server, "GET", "/score?a=1&b=x&b=y", headers=[("X-Test-Header", "hv")])
+    assert d["method"] == "GET"
+    assert d["path"] == "/score"
+    assert d["full_path"] == "/score?a=1&b=x&b=y"
+    assert d["url"] == f"http://127.0.0.1:{p}/score?a=1&b=x&b=y"
+    assert d["args"] == {"a": ["1"], "b": ["x", "y"]}  # multi-valued, values are strings
+    assert d["arg_a"] == "1"
+    assert ["X-Test-Header", "hv"] in d["headers"], d["headers"]  # iteration yields (name, value) pairs
+    assert ["Host", f"127.0.0.1:{p}"] in d["headers"], d["headers"]
+    assert d["header_get_lower"] == "hv" and d["header_get_upper"] == "hv"  # case-insensitive get
+    assert d["header_missing"] == "dflt"
+    assert d["get_data"] == "" and d["data"] == ""
+    assert d["is_json"] is False and d["json"] is None
+    env = d["environ"]
+    assert env["REQUEST_METHOD"] == "GET"
+    assert env["PATH_INFO"] == "/score"
+    assert env["QUERY_STRING"] == "a=1&b=x&b=y"
+    assert env["REMOTE_ADDR"] == "127.0.0.1"
+    assert env["SERVER_PORT"] == str(p)
+    assert env["SERVER_NAME"]
+    assert env["SCRIPT_NAME"] == ""
+    assert env["wsgi.url_scheme"] == "http"
+    assert "HTTP_X_TEST_HEADER" in d["environ_http"] and "HTTP_HOST" in d["environ_http"], d["environ_http"]
+    assert d["environ_test_header"] == "hv"
+    if d["is_flask_request"] is not None:  # Flask installed: the reference hands over a flask.Request
+        assert d["is_flask_request"] is True
+
+
+def test_c40_raw_request_post_json(raw_server):
+    body = '{"x": [1, 2], "y": "\u00e9"}'
+    d = describe(raw_server, "POST", "/score?case=describe",
+                 headers=[("Content-Type", "application/json"), ("X-Test-Header", "p")], body=body.encode())
+    assert d["method"] == "POST"
+    assert d["get_data"].encode("latin-1") == body.encode()
+    assert d["get_data_text"] == body
+    assert d["data"].encode("latin-1") == body.encode()
+    assert d["is_json"] is True
+    assert d["json"] == {"x": [1, 2], "y": "\u00e9"}
+    assert d["content_type"] == "application/json"
+    assert d["environ"]["CONTENT_TYPE"] == "application/json"
+    assert d["environ"]["CONTENT_LENGTH"] == str(len(body.encode()))
+    assert ["Content-Type", "application/json"] in d["headers"], d["headers"]
+
+
+@pytest.mark.parametrize("ct,is_json", [("application/json; charset=utf-8", True), ("application/vnd.x+json", True),
+                                        ("text/plain", False)])
+def test_c40_raw_request_is_json(raw_server, ct, is_json):
+    d = describe(raw_server, "POST", "/score", headers=[("Content-Type", ct)], body=b'{"k": 1}')
+    assert d["is_json"] is is_json
+    assert d["json"] == ({"k": 1} if is_json else None)
+
+
+def test_c40_raw_request_form_body_kept(raw_server):
+    # with rawhttp, get_data() returns the raw body even for a form content type (CONTRACT.md 4.4)
+    d = describe(raw_server, "POST", "/score", headers=[("Content-Type", "application/x-www-form-urlencoded")],
+                 body=b"a=1&b=2")
+    assert d["get_data"] == "a=1&b=2"
+
+
+def test_c40_raw_request_binary_body(raw_server):
+    body = bytes(range(256))
+    d = describe(raw_server, "POST", "/score", headers=[("Content-Type", "application/octet-stream")], body=body)
+    assert d["get_data"].encode("latin-1") == body
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "OPTIONS"])
+def test_c41_raw_methods_reach_run(raw_server, method):
+    r = request(raw_server.port, method, "/score?case=methods", body=b"" if method == "POST" else None)
+    assert r.status == 200, r
+    assert r.one("X-Seen-Method") == method, r
+    assert r.body == f"seen {method}".encode()
+
+
+def test_c41_raw_head_reaches_run(raw_server):
+    with Conn(raw_server.port) as c:
+        r = c.request("HEAD", "/score?case=methods")
+        assert r.status == 200, r
+        assert r.one("X-Seen-Method") == "HEAD", r  # run() was called
+        assert c.pending_bytes(wait=0.3) == b"", "HEAD response carried a body"
+        r2 = c.request("GET", "/")  # framing intact
+        assert r2.status == 200 and r2.body == b"Healthy", r2
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_c41_raw_unrouted_methods_405(raw_server, method):
+    r = request(raw_server.port, method, "/score?case=methods", body=b"x")
+    assert r.status == 405, r
+    assert not r.has("X-Seen-Method")
+
+
+def test_c42_raw_invalid_json(raw_server):
+    r = request(raw_server.port, "POST", "/score?case=badjson", headers={"Content-Type": "application/json"},
+                body=b"{not json")
+    assert r.status == 500, r
+    assert r.body.decode() == MSG_SCRIPT_ERR
+    assert r.one("x-ms-run-function-failed") == "True"
+
+
+def read_chunks_timed(conn, deadline):
+    """Read a chunked body from conn, returning [(payload, arrival monotonic time)]."""
+    out = []
+    while True:
+        size_line = conn._readline(deadline)
+        size = int(size_line.split(b";")[0].strip(), 16)
+        if size == 0:
+            while conn._readline(deadline) != b"":
+                pass
+            return out
+        data = conn._readn(size, deadline)
+        out.append((data, time.monotonic()))
+        assert conn._readn(2, deadline) == b"\r\n"
+
+
+def read_head(conn, deadline):
+    while b"\r\n\r\n" not in conn.buf:
+        conn._fill(deadline)
+    raw_head, conn.buf = conn.buf.split(b"\r\n\r\n", 1)
+    lines = raw_head.decode("latin-1").split("\r\n")
+    headers = [(k, v.strip()) for k, _, v in (ln.partition(":") for ln in lines[1:])]
+    return int(lines[0].split(" ")[1]), headers
+
+
+def test_c39_streaming(raw_server):
+    n, pause = 3, 0.5
+    mark = raw_server.mark()
+    with Conn(raw_server.port) as c:
+        t0 = time.monotonic()
+        c.send_raw(Conn.build("GET", f"/score?case=stream&n={n}&pause={pause}"))
+        deadline = t0 + 10
+        status, headers = read_head(c, deadline)
+        t_head = time.monotonic()
+        chunks = read_chunks_timed(c, deadline)
+    hget = {k.lower(): v for k, v in headers}
+    assert status == 200, headers
+    assert hget.get("transfer-encoding", "").lower() == "chunked", headers
+    assert "content-length" not in hget, headers
+    assert hget["content-type"] == "text/plain"
+    # each yielded string is exactly one HTTP chunk
+    payloads = [p.decode() for p, _ in chunks]
+    assert len(payloads) == n, payloads
+    for i, p in enumerate(payloads):
+        assert re.fullmatch(rf"chunk-{i}:\d+\.\d{{6}};", p), payloads
+    # the first chunk arrives long before the generator finishes (it sleeps `pause` between items)
+    arrivals = [t - t0 for _, t in chunks]
+    assert t_head - t0 < 0.4, f"headers after {t_head - t0:.3f}s"
+    assert arrivals[0] < 0.4, f"first chunk after {arrivals[0]:.3f}s: not streamed"
+    assert arrivals[-1] >= (n - 1) * pause * 0.9, arrivals
+    for a, b in zip(arrivals, arrivals[1:]):
+        assert b - a >= pause * 0.7, f"chunks not sent as produced: {arrivals}"
+    # x-ms-run-fn-exec-ms covers run() only, not the streaming
+    assert float(hget["x-ms-run-fn-exec-ms"]) < 300, headers
+    raw_server.wait_for_log(r"^.* I \[\d+\] azmlinfsrv - GET /score\?case=stream&n=3&pause=0\.5 200 \d+\.\d{3}ms N/A$",
+                            since=mark)
+
+
+def test_c39_streaming_keepalive_framing(raw_server):
+    # a streamed response on a persistent connection ends cleanly; the next request works
+    with Conn(raw_server.port) as c:
+        r = c.request("GET", "/score?case=stream&n=4&pause=0")
+        assert r.status == 200, r
+        assert r.chunks is not None and len(r.chunks) == 4, r
+        r2 = c.request("GET", "/score?case=methods")
+        assert r2.status == 200 and r2.body == b"seen GET", r2
