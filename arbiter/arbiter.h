@@ -20,6 +20,7 @@ struct Flags {
   std::optional<std::string> access_control_allow_origins;
   std::optional<std::string> config_file;
   std::optional<std::string> python;  // our addition: the interpreter whose environment scripts use
+  std::optional<std::string> log_format;  // our addition: "text" or "json"
   bool rest = false;
   // Supervision flags of our own (README.md "Supervision"); absent: the environment or the default.
   std::optional<int> graceful_timeout;

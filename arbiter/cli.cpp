@@ -22,7 +22,8 @@ constexpr const char* kUsage =
     "                  [--access_control_allow_origins ACCESS_CONTROL_ALLOW_ORIGINS]\n"
     "                  [--config_file CONFIG_FILE] [--python PYTHON]\n"
     "                  [--graceful_timeout SECONDS] [--max_requests N]\n"
-    "                  [--max_requests_jitter N] [--reload]\n";
+    "                  [--max_requests_jitter N] [--reload]\n"
+    "                  [--log_format {text,json}]\n";
 
 std::string description() { return fmt::format("Azure ML Inferencing HTTP server v{}", AZMLINFSRV_VERSION); }
 
@@ -65,7 +66,11 @@ std::string options_text() {
       "                        Add a random 0..N to --max_requests per worker, so\n"
       "                        workers are not all replaced at once. Default is 0.\n"
       "  --reload              Watch the entry script's folder and reload the workers\n"
-      "                        (as SIGHUP does) when a file in it changes.\n",
+      "                        (as SIGHUP does) when a file in it changes.\n"
+      "  --log_format {{text,json}}\n"
+      "                        text: the reference's log lines (default); json: one\n"
+      "                        JSON object per line, with the request id, for log\n"
+      "                        shippers. Env: AZMLINFSRV_LOG_FORMAT.\n",
       description());
 }
 
@@ -124,7 +129,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   app.allow_extras(false);
   Flags flags;
   std::string entry_script, model_dir, key, port, health_port, worker_count, origins, config_file, python;
-  std::string graceful_timeout, max_requests, max_requests_jitter;
+  std::string graceful_timeout, max_requests, max_requests_jitter, log_format;
   auto* o_entry = app.add_option("--entry_script", entry_script);
   auto* o_model = app.add_option("--model_dir", model_dir);
   auto* o_key = app.add_option("--appinsights_instrumentation_key", key);
@@ -139,8 +144,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   auto* o_max_requests = app.add_option("--max_requests", max_requests);
   auto* o_jitter = app.add_option("--max_requests_jitter", max_requests_jitter);
   app.add_flag("--reload", flags.reload);
+  auto* o_log_format = app.add_option("--log_format", log_format);
   for (auto* o : {o_entry, o_model, o_key, o_port, o_health, o_workers, o_origins, o_config, o_python, o_graceful,
-                  o_max_requests, o_jitter})
+                  o_max_requests, o_jitter, o_log_format})
     o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
   try {
@@ -152,7 +158,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       bool known = false;
       for (const char* name : {"--entry_script", "--model_dir", "--appinsights_instrumentation_key", "--port",
                                "--health_port", "--worker_count", "--access_control_allow_origins", "--config_file",
-                               "--python", "--graceful_timeout", "--max_requests", "--max_requests_jitter"}) {
+                               "--python", "--graceful_timeout", "--max_requests", "--max_requests_jitter",
+                               "--log_format"}) {
         std::string_view n = name;
         if (a == n || (a.size() > n.size() && a.substr(0, n.size()) == n && a[n.size()] == '=')) {
           known = true;
@@ -172,6 +179,11 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   if (o_origins->count()) flags.access_control_allow_origins = origins;
   if (o_config->count()) flags.config_file = config_file;
   if (o_python->count()) flags.python = python;
+  if (o_log_format->count()) {
+    if (log_format != "text" && log_format != "json")
+      return fail(fmt::format("argument --log_format: invalid choice: '{}' (choose from 'text', 'json')", log_format));
+    flags.log_format = log_format;
+  }
   if (o_port->count())
     if (auto error = parse_int("--port", "validate_port", port, 1, 65535, flags.port)) return fail(*error);
   if (o_health->count())

@@ -39,6 +39,16 @@ int main(int argc, char** argv) {
     return cli.exit_code;
   }
 
+  // The flag, else AZMLINFSRV_LOG_FORMAT; exported so the workers' Python logging follows.
+  std::string log_format = cli.flags.log_format.value_or(getenv("AZMLINFSRV_LOG_FORMAT") ? getenv("AZMLINFSRV_LOG_FORMAT") : "text");
+  if (log_format != "text" && log_format != "json") {
+    std::cerr << "azmlinfsrv: error: AZMLINFSRV_LOG_FORMAT='" << log_format
+              << "' is not a log format. Set it to text or json, or unset it.\n";
+    return 1;
+  }
+  logline::set_format(log_format == "json" ? logline::Format::json : logline::Format::text);
+  setenv("AZMLINFSRV_LOG_FORMAT", log_format.c_str(), 1);
+
   std::string package_dir = find_package_dir();
   logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
                  "Loaded logging config from " + package_dir + "/azureml_inference_server_http/logging.json");
@@ -59,8 +69,8 @@ int main(int argc, char** argv) {
   std::string notices;
   for (const std::string& line : launch.notices) notices += line + "\n";
   // One write each, before any fork, so no worker inherits unwritten output.
-  logline::write_raw(logline::Stream::out, notices);
-  logline::write_raw(logline::Stream::out, arbiter::banner(launch));
+  logline::write_block(logline::Stream::out, notices);
+  logline::write_block(logline::Stream::out, arbiter::banner(launch));
 
   arbiter::WorkerProgram program;
   program.interpreter = cli.flags.python.value_or("");

@@ -1,8 +1,10 @@
 #include "log.h"
 
+#include <pthread.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <ctime>
 
@@ -10,15 +12,104 @@
 
 namespace logline {
 
-void append_prefix(std::string& out, Level level, std::string_view logger) {
+namespace {
+
+std::atomic<Format> current_format{Format::text};
+
+// getpid() is a system call on every use (glibc caches nothing): cache it, and forget it in a child.
+std::atomic<pid_t> cached_pid{0};
+pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+pid_t process_id() {
+  pthread_once(&atfork_once, [] { pthread_atfork(nullptr, nullptr, [] { cached_pid.store(0); }); });
+  pid_t pid = cached_pid.load(std::memory_order_relaxed);
+  if (pid == 0) {
+    pid = getpid();
+    cached_pid.store(pid, std::memory_order_relaxed);
+  }
+  return pid;
+}
+
+struct ThreadBuffer {
+  bool enabled = false;
+  std::string out, err;
+};
+thread_local ThreadBuffer buffer;
+
+const char* level_name(Level level) {
+  switch (level) {
+    case Level::debug: return "DEBUG";
+    case Level::info: return "INFO";
+    case Level::warning: return "WARNING";
+    case Level::error: return "ERROR";
+    case Level::critical: return "CRITICAL";
+  }
+  return "INFO";
+}
+
+// JSON string contents; UTF-8 stays as it is (log shippers read UTF-8), control characters are escaped.
+void append_json_text(std::string& out, std::string_view s) {
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+        else out.push_back(ch);
+    }
+  }
+}
+
+struct Now {
+  struct tm tm;
+  int millis;
+};
+
+Now now() {
   struct timeval tv;
   gettimeofday(&tv, nullptr);
-  struct tm tm;
-  gmtime_r(&tv.tv_sec, &tm);
+  Now n;
+  gmtime_r(&tv.tv_sec, &n.tm);
+  n.millis = static_cast<int>(tv.tv_usec / 1000);
+  return n;
+}
+
+void append_json_record(std::string& out, Level level, std::string_view logger, std::string_view message,
+                        std::string_view request_id) {
+  Now n = now();
   char stamp[32];
-  size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
-  fmt::format_to(std::back_inserter(out), "{},{:03d} {} [{}] {} - ", std::string_view(stamp, n),
-                 static_cast<int>(tv.tv_usec / 1000), static_cast<char>(level), getpid(), logger);
+  size_t len = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &n.tm);
+  fmt::format_to(std::back_inserter(out), "{{\"time\": \"{}.{:03d}Z\", \"level\": \"{}\", \"pid\": {}, \"logger\": \"",
+                 std::string_view(stamp, len), n.millis, level_name(level), process_id());
+  append_json_text(out, logger);
+  out += "\", \"message\": \"";
+  append_json_text(out, message);
+  out += "\", \"request_id\": ";
+  if (request_id.empty()) {
+    out += "null";
+  } else {
+    out += '"';
+    append_json_text(out, request_id);
+    out += '"';
+  }
+  out += "}\n";
+}
+
+}  // namespace
+
+void set_format(Format format) { current_format.store(format); }
+Format format() { return current_format.load(); }
+
+void append_prefix(std::string& out, Level level, std::string_view logger) {
+  Now n = now();
+  char stamp[32];
+  size_t len = strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &n.tm);
+  fmt::format_to(std::back_inserter(out), "{},{:03d} {} [{}] {} - ", std::string_view(stamp, len), n.millis,
+                 static_cast<char>(level), process_id(), logger);
 }
 
 void write_raw(Stream stream, std::string_view text) {
@@ -33,13 +124,38 @@ void write_raw(Stream stream, std::string_view text) {
   }
 }
 
-void write(Stream stream, Level level, std::string_view logger, std::string_view message) {
+void write(Stream stream, Level level, std::string_view logger, std::string_view message,
+           std::string_view request_id) {
   thread_local std::string line;
-  line.clear();
-  append_prefix(line, level, logger);
-  line.append(message);
-  line.push_back('\n');
-  write_raw(stream, line);
+  std::string& out = buffer.enabled ? (stream == Stream::out ? buffer.out : buffer.err) : line;
+  if (!buffer.enabled) line.clear();
+  if (format() == Format::json) {
+    append_json_record(out, level, logger, message, request_id);
+  } else {
+    append_prefix(out, level, logger);
+    out.append(message);
+    out.push_back('\n');
+  }
+  if (!buffer.enabled) write_raw(stream, line);
+}
+
+void buffer_this_thread() { buffer.enabled = true; }
+
+void flush() {
+  if (!buffer.out.empty()) write_raw(Stream::out, buffer.out);
+  if (!buffer.err.empty()) write_raw(Stream::err, buffer.err);
+  buffer.out.clear();
+  buffer.err.clear();
+}
+
+void write_block(Stream stream, std::string_view text) {
+  if (format() == Format::text) {
+    write_raw(stream, text);
+    return;
+  }
+  while (!text.empty() && text.front() == '\n') text.remove_prefix(1);
+  while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  if (!text.empty()) write(stream, Level::info, "azmlinfsrv", text);
 }
 
 }  // namespace logline

@@ -1,5 +1,6 @@
 // log/: the one native log writer, shared by the arbiter and the workers. Lines in the contract's format
-// (CONTRACT.md 6.1): "2026-11-25 19:41:50,096 I [14939] azmlinfsrv - message", timestamps in UTC.
+// (CONTRACT.md 6.1): "2026-11-25 19:41:50,096 I [14939] azmlinfsrv - message", timestamps in UTC; or,
+// with the JSON format, one JSON object per line for log shippers.
 #pragma once
 
 #include <string>
@@ -13,14 +14,31 @@ enum class Level : char { debug = 'D', info = 'I', warning = 'W', error = 'E', c
 // lines on stderr.
 enum class Stream { out = 1, err = 2 };
 
-// Writes one line (or a multi-line message, as tracebacks are) with a single write(2), so lines from
-// several processes sharing the terminal never interleave mid-line.
-void write(Stream stream, Level level, std::string_view logger, std::string_view message);
+enum class Format { text, json };
+
+// Process-wide; set by the launcher before any fork, so every worker writes the same format.
+void set_format(Format format);
+Format format();
+
+// Writes one line (or a multi-line message, as tracebacks are) as one write(2), so lines from several
+// processes sharing the terminal never interleave mid-line. `request_id` ties a line to its request
+// (shown in the JSON format). On a thread that called buffer_this_thread(), lines wait for flush().
+void write(Stream stream, Level level, std::string_view logger, std::string_view message,
+           std::string_view request_id = {});
+
+// The calling thread keeps its lines until flush(): the I/O thread writes a whole loop pass of
+// request lines with one write(2) per stream instead of one per line.
+void buffer_this_thread();
+void flush();
 
 // Appends "2026-11-25 19:41:50,096 I [14939] logger - " to out.
 void append_prefix(std::string& out, Level level, std::string_view logger);
 
-// Writes text as it is (banner, plain prints), retrying short writes.
+// Text the launcher prints as it is (notices, the banner): as-is in the text format, one record per
+// block in the JSON format.
+void write_block(Stream stream, std::string_view text);
+
+// Writes bytes as they are, retrying short writes.
 void write_raw(Stream stream, std::string_view text);
 
 }  // namespace logline

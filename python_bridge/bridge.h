@@ -42,6 +42,7 @@ struct ScoreRequest {
   std::string_view remote_addr;  // for the raw request's environ
   int server_port = 0;
   std::string_view protocol;     // "HTTP/1.1"
+  std::string_view request_id;   // x-request-id, for the script's log lines in the JSON log format
 };
 
 struct ScoreResponse {

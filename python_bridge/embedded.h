@@ -29,6 +29,7 @@ struct Entry {
   PyObject* client_error = nullptr;  // _server.ClientError: a 4xx for the client, not a failure
   PyThreadState* released = nullptr;  // the main thread's state while the GIL is released
   bool warned_form_body = false;
+  PyObject* logging_module = nullptr;  // _logging, whose current_request_id JSON log records carry; null in text
   std::vector<std::pair<std::string, std::string>> swaggers;
 };
 

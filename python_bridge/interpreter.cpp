@@ -156,6 +156,8 @@ bool boot(const BootOptions& options) {
     for (auto item : py::dict(loaded.attr("swaggers")))
       e.swaggers.emplace_back(item.first.cast<std::string>(), item.second.cast<std::string>());
     e.empty_tuple = PyTuple_New(0);
+    if (const char* format = getenv("AZMLINFSRV_LOG_FORMAT"); format && std::string_view(format) == "json")
+      e.logging_module = py::module_::import("azureml_inference_server_http._logging").release().ptr();
     e.timeout_error = PyExc_TimeoutError;
     e.client_error = py::object(server_module.attr("ClientError")).release().ptr();
   } catch (py::error_already_set& err) {

@@ -380,6 +380,11 @@ void score(const ScoreRequest& req, ScoreResponse& resp) {
   resp.has_exec_ms = false;
 
   resp.stream = nullptr;
+  if (e.logging_module) {
+    Ref id(req.request_id.empty() ? Py_NewRef(Py_None) : text_of(req.request_id));
+    if (!id || PyObject_SetAttrString(e.logging_module, "current_request_id", id.get()) < 0) PyErr_Clear();
+  }
+
   Ref kwargs(build_arguments(req, resp));
   if (!kwargs) return;
   if (e.wants_headers) {

@@ -1,7 +1,9 @@
 // The last words of a worker that dies of a fatal signal inside run(): the client of the running
 // request gets a JSON 500 naming the signal instead of a reset connection (DESIGN.md "Timeouts and
-// crashes"). faulthandler writes the Python stack first, then re-raises the signal to this handler,
-// which writes the response and lets the signal end the process for the arbiter to see.
+// crashes"). This handler is installed over faulthandler's: it answers the client first (a few
+// syscalls), then hands the signal on to faulthandler, which writes the Python stack and lets the
+// signal end the process for the arbiter to see. Answering first keeps the client's answer independent
+// of how long, or whether, the stack dump takes.
 //
 // Everything the handler touches is rendered before the crash, or read from the running Job, which
 // the Python thread keeps alive while run() works; the handler itself only calls sendmsg and raise.
@@ -28,6 +30,7 @@ constexpr int kMaxSignal = 32;
 
 JobQueue* crash_queue = nullptr;
 Rendered* rendered[kMaxSignal] = {};
+struct sigaction previous[kMaxSignal];  // faulthandler's handlers, run after ours
 std::string* server_version_header = nullptr;  // "x-ms-server-version: v\r\n" or empty
 
 const char* describe(int sig) {
@@ -66,7 +69,6 @@ void add(struct iovec* iov, int& n, const char* data, size_t len) {
 void add(struct iovec* iov, int& n, const std::string& s) { add(iov, n, s.data(), s.size()); }
 
 void on_fatal_signal(int sig) {
-  // SA_RESETHAND has restored the default action: raising again ends the process with this signal.
   Job* job = crash_queue ? crash_queue->running.load() : nullptr;
   Rendered* r = sig > 0 && sig < kMaxSignal ? rendered[sig] : nullptr;
   if (job && r && job->fd >= 0 && !job->abandoned.load()) {
@@ -101,6 +103,9 @@ void on_fatal_signal(int sig) {
     // FIN after the answer, so the client reads it before the kernel resets the dead process's socket.
     shutdown(job->fd, SHUT_WR);
   }
+  // On to faulthandler (NODEFER: the raise is delivered at once); it restores the default action and
+  // raises again, which ends the process with this signal.
+  sigaction(sig, &previous[sig], nullptr);
   raise(sig);
 }
 
@@ -114,12 +119,12 @@ void install_crash_responder(JobQueue& queue) {
   struct sigaction sa {};
   sa.sa_handler = on_fatal_signal;
   sigemptyset(&sa.sa_mask);
-  // NODEFER + RESETHAND: the raise() at the end takes the default action at once. ONSTACK: a stack
-  // overflow still finds a stack (faulthandler installs the alternate one).
-  sa.sa_flags = SA_NODEFER | SA_RESETHAND | SA_ONSTACK;
+  // NODEFER: the raise() at the end reaches the next handler at once. ONSTACK: a stack overflow still
+  // finds a stack (faulthandler installed the alternate one).
+  sa.sa_flags = SA_NODEFER | SA_ONSTACK;
   for (int sig : kFatalSignals) {
     rendered[sig] = render(sig);
-    sigaction(sig, &sa, nullptr);
+    sigaction(sig, &sa, &previous[sig]);
   }
 }
 

@@ -63,6 +63,7 @@ struct Io {
   std::string server_version;  // x-ms-server-version; empty: not sent
   http::CorsPolicy cors;       // from AML_CORS_ORIGINS
   std::thread thread;
+  uv_prepare_t flush_logs;
   char read_buffer[64 * 1024];
 };
 
@@ -74,6 +75,7 @@ void watch_deadlines();
 void on_exit_timer(uv_timer_t*) {
   logline::write(logline::Stream::err, logline::Level::info, "gunicorn.error",
                  fmt::format("Worker exiting (pid: {})", getpid()));
+  logline::flush();
   _exit(kExitStopped);
 }
 
@@ -181,7 +183,7 @@ void end_response(Connection* c, const http::Request& r, std::string_view body) 
   if (r.method != "HEAD") c->out.append(body);
 }
 
-void log_access(Connection* c, const http::Request& r, int status, size_t body_sent) {
+void log_access(Connection* c, const http::Request& r, int status, size_t body_sent, std::string_view request_id) {
   // The reference's access log drops exactly the records containing "GET / HTTP/1.1".
   if (r.method == "GET" && r.target == "/" && r.version_major == 1 && r.version_minor == 1) return;
   char stamp[40];
@@ -195,15 +197,18 @@ void log_access(Connection* c, const http::Request& r, int status, size_t body_s
   logline::write(logline::Stream::out, logline::Level::info, "gunicorn.access",
                  fmt::format("{} - - [{}] \"{} {} HTTP/{}.{}\" {} {} \"{}\" \"{}\"", c->peer, stamp, r.method, r.target,
                              r.version_major, r.version_minor, status, sent, referer ? *referer : "-",
-                             agent ? *agent : "-"));
+                             agent ? *agent : "-"),
+                 request_id);
 }
 
 // The azmlinfsrv line for requests that reached the score or swagger view (CONTRACT.md 6.3).
 // A streamed body's length is unknown when the line is written: "N/A", as the reference logs it.
-void log_view_request(const http::Request& r, int status, double ms, std::optional<size_t> length) {
+void log_view_request(const http::Request& r, int status, double ms, std::optional<size_t> length,
+                      std::string_view request_id) {
   logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
                  fmt::format("{} {} {} {:.3f}ms {}", r.method, r.target, status, ms,
-                             length ? std::to_string(*length) : std::string("N/A")));
+                             length ? std::to_string(*length) : std::string("N/A")),
+                 request_id);
 }
 
 double ms_since(uint64_t start_ns) { return static_cast<double>(monotonic_ns() - start_ns) / 1e6; }
@@ -218,7 +223,7 @@ void respond_message(Connection* c, const http::Request& r, int status, std::str
   http::add_header(c->out, "x-ms-run-function-failed", "False");
   if (ids) add_request_headers(c, r, *ids);
   end_response(c, r, body);
-  log_access(c, r, status, r.method == "HEAD" ? 0 : body.size());
+  log_access(c, r, status, r.method == "HEAD" ? 0 : body.size(), ids ? std::string_view(ids->request_id) : "");
 }
 
 // Errors the server finds in the bytes themselves: the connection cannot be trusted afterwards.
@@ -267,7 +272,8 @@ bool check_request_ids(Connection* c, const http::Request& r, http::RequestIds& 
   if (ids.deprecated_header_used)
     logline::write(logline::Stream::out, logline::Level::warning, "azmlinfsrv",
                    "x-ms-request-id header has been deprecated and will be removed from future versions of the "
-                   "server. Please use x-ms-client-request-id.");
+                   "server. Please use x-ms-client-request-id.",
+                   ids.request_id);
   return true;
 }
 
@@ -279,7 +285,7 @@ void respond_options(Connection* c, const http::Request& r, const http::RequestI
   http::add_header(c->out, "Allow", "GET, HEAD, OPTIONS");
   add_request_headers(c, r, ids);
   end_response(c, r, "");
-  log_access(c, r, 200, 0);
+  log_access(c, r, 200, 0, ids.request_id);
 }
 
 void respond_health(Connection* c, const http::Request& r, const http::RequestIds& ids) {
@@ -290,7 +296,7 @@ void respond_health(Connection* c, const http::Request& r, const http::RequestId
   http::add_header(c->out, "Content-Length", body.size());
   add_request_headers(c, r, ids);
   end_response(c, r, body);
-  log_access(c, r, 200, r.method == "HEAD" ? 0 : body.size());
+  log_access(c, r, 200, r.method == "HEAD" ? 0 : body.size(), ids.request_id);
 }
 
 // GET /swagger.json[?version=V] from the documents built at boot (CONTRACT.md 5.1).
@@ -322,8 +328,8 @@ void respond_swagger(Connection* c, const http::Request& r, const http::RequestI
   http::add_header(c->out, "Content-Length", sent.size());
   add_request_headers(c, r, ids);
   end_response(c, r, sent);
-  log_view_request(r, status, ms_since(received_ns), sent.size());
-  log_access(c, r, status, r.method == "HEAD" ? 0 : sent.size());
+  log_view_request(r, status, ms_since(received_ns), sent.size(), ids.request_id);
+  log_access(c, r, status, r.method == "HEAD" ? 0 : sent.size(), ids.request_id);
 }
 
 // OPTIONS and HEAD on /score when run() does not take the raw request (CONTRACT.md 3.5).
@@ -336,12 +342,12 @@ void respond_score_without_run(Connection* c, const http::Request& r, const http
     http::add_header(c->out, "x-ms-run-function-failed", "False");
     add_request_headers(c, r, ids);
     end_response(c, r, "");
-    log_view_request(r, 200, ms_since(received_ns), 0);
-    log_access(c, r, 200, 0);
+    log_view_request(r, 200, ms_since(received_ns), 0, ids.request_id);
+    log_access(c, r, 200, 0, ids.request_id);
     return;
   }
   constexpr std::string_view kMessage = "Method not allowed";
-  log_view_request(r, 405, ms_since(received_ns), http::json_message(kMessage).size());
+  log_view_request(r, 405, ms_since(received_ns), http::json_message(kMessage).size(), ids.request_id);
   respond_message(c, r, 405, kMessage, &ids);
 }
 
@@ -401,8 +407,9 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
   add_request_headers(c, r, ids);
   end_response(c, r, resp.stream ? std::string_view{} : std::string_view(body));  // chunks follow
   // The reference logs the view's line before the response goes out, the access line after.
-  log_view_request(r, resp.status, job->handled_ms, resp.stream ? std::optional<size_t>() : body.size());
-  log_access(c, r, resp.status, r.method == "HEAD" || resp.stream ? 0 : body.size());
+  log_view_request(r, resp.status, job->handled_ms, resp.stream ? std::optional<size_t>() : body.size(),
+                   ids.request_id);
+  log_access(c, r, resp.status, r.method == "HEAD" || resp.stream ? 0 : body.size(), ids.request_id);
 }
 
 // Answers a parsed request or hands it to Python; true when the answer is already in c->out.
@@ -681,6 +688,7 @@ void on_stop_signal(uv_signal_t* handle, int signum) {
   (void)handle;
   logline::write(logline::Stream::err, logline::Level::info, "gunicorn.error",
                  fmt::format("Worker exiting (pid: {})", getpid()));
+  logline::flush();
   _exit(kExitStopped);
 }
 
@@ -715,8 +723,8 @@ bool answer_running_job(Job* expected, std::string_view message) {
   http::add_header(c->out, "x-ms-run-function-failed", "True");
   add_request_headers(c, r, job->ids);
   end_response(c, r, body);
-  log_view_request(r, 500, ms_since(job->received_ns), body.size());
-  log_access(c, r, 500, r.method == "HEAD" ? 0 : body.size());
+  log_view_request(r, 500, ms_since(job->received_ns), body.size(), job->ids.request_id);
+  log_access(c, r, 500, r.method == "HEAD" ? 0 : body.size(), job->ids.request_id);
   stop_reading(c);
   flush(c);
   return true;
@@ -769,8 +777,14 @@ void on_timed_out(uv_signal_t*, int) {
 
 void on_heartbeat(uv_timer_t*) { io->slot->heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed); }
 
+// Request lines wait in the I/O thread's buffer and go out once per loop pass, before the loop blocks.
+void on_loop_pass_end(uv_prepare_t*) { logline::flush(); }
+
 void io_main() {
+  logline::buffer_this_thread();
+  uv_prepare_start(&io->flush_logs, on_loop_pass_end);
   uv_run(&io->loop, UV_RUN_DEFAULT);
+  logline::flush();
 }
 
 }  // namespace
@@ -783,6 +797,7 @@ void start_io(const Options& options, JobQueue& queue) {
   if (const char* v = getenv("AML_CORS_ORIGINS")) io->cors = http::CorsPolicy::parse(v);
   uv_loop_init(&io->loop);
   uv_async_init(&io->loop, &io->done_async, on_jobs_done);
+  uv_prepare_init(&io->loop, &io->flush_logs);
   queue.done_async = &io->done_async;
   for (int fd : options.listen_fds) {
     auto* l = new uv_tcp_t;

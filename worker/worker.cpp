@@ -44,6 +44,7 @@ void run_job(Slot& slot, JobQueue& queue, Job* job) {
   request.remote_addr = job->remote_addr;
   request.server_port = job->server_port;
   request.protocol = r.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  request.request_id = job->ids.request_id;
   uint64_t started = monotonic_ns();
   job->started_ns.store(started, std::memory_order_relaxed);
   queue.running.store(job);
@@ -108,10 +109,10 @@ void run(const Options& options) {
     uint32_t expected = 0;
     return table->boot_failure_reported.compare_exchange_strong(expected, 1);
   };
-  // Before boot: faulthandler (enabled in boot) chains to these handlers after writing the stack.
+  if (!bridge::boot(boot)) _exit(kExitBootFailed);
+  // After boot, over the faulthandler boot enabled: a crash answers the client, then dumps the stack.
   JobQueue queue;
   install_crash_responder(queue);
-  if (!bridge::boot(boot)) _exit(kExitBootFailed);
 
   start_io(options, queue);
   slot.state.store(SlotState::ready);

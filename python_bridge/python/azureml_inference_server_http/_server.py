@@ -148,19 +148,40 @@ def _attach_debugger():
     if port is None:
         return
     port = int(port.strip())
-    print("!! Starting the inference server in DEBUGGING mode because AZUREML_DEBUG_PORT is set.", flush=True)
-    print("!! This environment variable should not be set in a production environment.", flush=True)
+    _say("!! Starting the inference server in DEBUGGING mode because AZUREML_DEBUG_PORT is set.")
+    _say("!! This environment variable should not be set in a production environment.")
     try:
         import debugpy
     except ImportError:
-        print("** Cannot connect to a debugger because debugpy is not installed.", flush=True)
+        _say("** Cannot connect to a debugger because debugpy is not installed.")
         # The reference exits 255 and crash-loops; a boot failure stops once, with the fix in the message.
         raise BootFailure("AZUREML_DEBUG_PORT=%s is set but debugpy is not installed. Install it "
                           "(apt-get install python3-debugpy, or pip install debugpy) or unset AZUREML_DEBUG_PORT."
                           % port)
-    print("** Connecting to debugger at port %d..." % port, flush=True)
+    _say("** Connecting to debugger at port %d..." % port)
     debugpy.connect(port)
     debugpy.wait_for_client()
+
+
+def _json_logs():
+    return os.environ.get("AZMLINFSRV_LOG_FORMAT") == "json"
+
+
+def _say(text):
+    """A plain print of the reference's boot sequence; a log record when every line must be JSON."""
+    if _json_logs():
+        logger.info("%s", text)
+    else:
+        print(text, flush=True)
+
+
+def _use_json_formatter():
+    from ._logging import JsonFormatter
+
+    formatter = JsonFormatter()
+    for name in [""] + list(logging.root.manager.loggerDict):
+        for handler in getattr(logging.getLogger(name), "handlers", []):
+            handler.setFormatter(formatter)
 
 
 def _configure_logging(app_root, entry_script):
@@ -171,10 +192,14 @@ def _configure_logging(app_root, entry_script):
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as f:
                 logging.config.dictConfig(json.load(f))
+            if _json_logs():
+                _use_json_formatter()
             logger.info("Loaded logging config from %s", path)
             return
     with open(os.path.join(_PACKAGE_DIR, "logging.json"), encoding="utf-8") as f:
         logging.config.dictConfig(json.load(f))
+    if _json_logs():
+        _use_json_formatter()
 
 
 def _alias_compat_modules():
@@ -356,7 +381,7 @@ def boot(claim_error_report):
         if source_dir:
             sys.path.append(os.path.join(app_root, source_dir))
         _alias_compat_modules()
-        print("Initializing logger", flush=True)
+        _say("Initializing logger")
         from . import _print_hook
 
         _print_hook.install()
