@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "../worker/settings.h"
 #include "arbiter.h"
 
 #ifndef AZMLINFSRV_VERSION
@@ -21,6 +22,21 @@ constexpr const char* kUsage =
     "                  [--worker_count WORKER_COUNT]\n"
     "                  [--access_control_allow_origins ACCESS_CONTROL_ALLOW_ORIGINS]\n"
     "                  [--config_file CONFIG_FILE]\n";
+
+// Our transport flags, after argparse's own lines (help and usage list them as argparse would).
+std::string tunables_usage() {
+  std::string out;
+  for (const worker::Tunable& t : worker::tunables()) out += fmt::format("                  [{} N]\n", t.flag);
+  return out;
+}
+
+std::string tunables_help() {
+  std::string out;
+  for (const worker::Tunable& t : worker::tunables())
+    out += fmt::format("  {} N\n                        {} Default {} (env {}).\n", t.flag, t.help,
+                       t.default_value, t.env);
+  return out;
+}
 
 std::string description() { return fmt::format("Azure ML Inferencing HTTP server v{}", AZMLINFSRV_VERSION); }
 
@@ -48,15 +64,15 @@ std::string options_text() {
       "                        Enable CORS for the specified origins. Separate\n"
       "                        multiple origins with \",\".\n"
       "  --config_file CONFIG_FILE\n"
-      "                        The path to the configuration file (config.json).\n",
-      description());
+      "                        The path to the configuration file (config.json).\n{}",
+      description(), tunables_help());
 }
 
 CommandLine fail(std::string message) {
   CommandLine result;
   result.outcome = CommandLine::Outcome::exit;
   result.exit_code = 1;
-  result.err = fmt::format("{}azmlinfsrv: error: {}\n", kUsage, message);
+  result.err = fmt::format("{}{}azmlinfsrv: error: {}\n", kUsage, tunables_usage(), message);
   result.out = "\n" + options_text();
   return result;
 }
@@ -90,7 +106,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       CommandLine help;
       help.outcome = CommandLine::Outcome::exit;
       help.exit_code = 0;
-      help.out = std::string(kUsage) + "\n" + options_text();
+      help.out = std::string(kUsage) + tunables_usage() + "\n" + options_text();
       return help;
     }
   }
@@ -109,6 +125,12 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   auto* o_origins = app.add_option("--access_control_allow_origins", origins);
   auto* o_config = app.add_option("--config_file", config_file);
   app.add_flag("--rest", flags.rest);
+  std::vector<std::string> tunable_text(worker::tunables().size());
+  std::vector<CLI::Option*> tunable_options;
+  for (size_t i = 0; i < tunable_text.size(); ++i) {
+    tunable_options.push_back(app.add_option(worker::tunables()[i].flag, tunable_text[i]));
+    tunable_options.back()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  }
   for (auto* o : {o_entry, o_model, o_key, o_port, o_health, o_workers, o_origins, o_config})
     o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
@@ -119,9 +141,11 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     for (int i = 1; i < argc; ++i) {
       std::string_view a = argv[i];
       bool known = false;
-      for (const char* name : {"--entry_script", "--model_dir", "--appinsights_instrumentation_key", "--port",
-                               "--health_port", "--worker_count", "--access_control_allow_origins", "--config_file"}) {
-        std::string_view n = name;
+      std::vector<std::string_view> names = {"--entry_script", "--model_dir", "--appinsights_instrumentation_key",
+                                             "--port", "--health_port", "--worker_count",
+                                             "--access_control_allow_origins", "--config_file"};
+      for (const worker::Tunable& t : worker::tunables()) names.push_back(t.flag);
+      for (std::string_view n : names) {
         if (a == n || (a.size() > n.size() && a.substr(0, n.size()) == n && a[n.size()] == '=')) {
           known = true;
           if (a == n) ++i;  // skip its value
@@ -148,6 +172,16 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     if (auto error = parse_int("--worker_count", "validate_worker_count", worker_count, 1, INT32_MAX,
                                flags.worker_count))
       return fail(*error);
+
+  for (size_t i = 0; i < tunable_options.size(); ++i) {
+    if (!tunable_options[i]->count()) continue;
+    const worker::Tunable& t = worker::tunables()[i];
+    std::optional<uint64_t> value = worker::parse_tunable(tunable_text[i]);
+    if (!value)
+      return fail(fmt::format("argument {}: invalid value: '{}' (expected an integer from 1 to {})", t.flag,
+                              tunable_text[i], worker::kTunableMax));
+    flags.tunables.emplace_back(t.env, *value);
+  }
 
   CommandLine result;
   result.flags = std::move(flags);

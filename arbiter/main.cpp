@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   logline::write_raw(logline::Stream::out, notices);
   logline::write_raw(logline::Stream::out, arbiter::banner(launch));
 
+  arbiter::raise_open_file_limit();
   arbiter::WorkerProgram program;
   program.interpreter = AZMLINFSRV_PYTHON;
   program.package_dir = package_dir;

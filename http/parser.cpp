@@ -337,6 +337,7 @@ ParseStatus Parser::feed(const char* data, size_t len, size_t* consumed) {
 Request& Parser::request() { return state_->request; }
 const ParseError& Parser::error() const { return state_->error; }
 bool Parser::in_progress() const { return state_->started && !state_->ready; }
+bool Parser::head_done() const { return state_->headers_done; }
 
 void Parser::next() {
   State& s = *state_;
