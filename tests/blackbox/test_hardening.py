@@ -15,6 +15,9 @@ import pytest
 from bb_http import Conn, request
 from conftest import FIXTURES, Server, ServerFactory, base_env, binary_path, fixture_path, free_port, run_cli
 
+# Under AddressSanitizer freed memory sits in a quarantine, so RSS says nothing about our buffers.
+SANITIZED = os.environ.get("AZMLINFSRV_SANITIZED") == "1"
+
 FAST = ["--request_head_timeout_ms", "1000", "--request_body_timeout_ms", "1000", "--keep_alive_timeout_ms", "1500"]
 
 
@@ -348,7 +351,7 @@ def test_client_that_does_not_read_is_paused_not_buffered(srv):
         time.sleep(0.5)
         grown = worker_rss_kib(srv) - rss_before
         # the answers to everything sent are about 10x its size; queued in the worker they would show here
-        assert grown * 1024 < sent * 2, (grown, sent)
+        assert SANITIZED or grown * 1024 < sent * 2, (grown, sent)
         still_serves(srv.port)
         c.sock.setblocking(True)
         got = 0
@@ -396,7 +399,7 @@ def test_10000_idle_keepalive_connections(server):
         per_conn = (after - before) * 1024 / n
         print(f"\nworker RSS {before} KiB -> {after} KiB with {n} idle keep-alive connections: "
               f"{per_conn:.0f} bytes per connection")
-        assert per_conn < 4096, per_conn
+        assert SANITIZED or per_conn < 4096, per_conn
         t0 = time.monotonic()
         still_serves(s.port)
         assert time.monotonic() - t0 < 1
