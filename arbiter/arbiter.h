@@ -3,6 +3,7 @@
 // Python: a worker is a function it calls in a child (worker/worker.h).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +28,8 @@ struct Flags {
   std::optional<int> max_requests;
   std::optional<int> max_requests_jitter;
   bool reload = false;
+  // Transport settings given as flags (worker/settings.h): environment variable name and value.
+  std::vector<std::pair<std::string, uint64_t>> tunables;
 };
 
 struct CommandLine {
@@ -75,6 +78,9 @@ struct WorkerProgram {
   std::string default_interpreter;
   std::string package_dir;
 };
+
+// Raises the soft open-file limit to the hard limit (every connection is a descriptor); workers inherit it.
+void raise_open_file_limit();
 
 // Binds the listeners, forks the workers and supervises them until a stop signal or a boot failure.
 // Returns the process exit code: 0 after a stop, 1 when a port cannot be bound, 3 when a worker

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "../worker/settings.h"
 #include "arbiter.h"
 
 #ifndef AZMLINFSRV_VERSION
@@ -24,6 +25,21 @@ constexpr const char* kUsage =
     "                  [--graceful_timeout SECONDS] [--max_requests N]\n"
     "                  [--max_requests_jitter N] [--reload]\n"
     "                  [--log_format {text,json}]\n";
+
+// Our transport flags, after argparse's own lines (help and usage list them as argparse would).
+std::string tunables_usage() {
+  std::string out;
+  for (const worker::Tunable& t : worker::tunables()) out += fmt::format("                  [{} N]\n", t.flag);
+  return out;
+}
+
+std::string tunables_help() {
+  std::string out;
+  for (const worker::Tunable& t : worker::tunables())
+    out += fmt::format("  {} N\n                        {} Default {} (env {}).\n", t.flag, t.help,
+                       t.default_value, t.env);
+  return out;
+}
 
 std::string description() { return fmt::format("Azure ML Inferencing HTTP server v{}", AZMLINFSRV_VERSION); }
 
@@ -70,15 +86,15 @@ std::string options_text() {
       "  --log_format {{text,json}}\n"
       "                        text: the reference's log lines (default); json: one\n"
       "                        JSON object per line, with the request id, for log\n"
-      "                        shippers. Env: AZMLINFSRV_LOG_FORMAT.\n",
-      description());
+      "                        shippers. Env: AZMLINFSRV_LOG_FORMAT.\n{}",
+      description(), tunables_help());
 }
 
 CommandLine fail(std::string message) {
   CommandLine result;
   result.outcome = CommandLine::Outcome::exit;
   result.exit_code = 1;
-  result.err = fmt::format("{}azmlinfsrv: error: {}\n", kUsage, message);
+  result.err = fmt::format("{}{}azmlinfsrv: error: {}\n", kUsage, tunables_usage(), message);
   result.out = "\n" + options_text();
   return result;
 }
@@ -119,7 +135,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       CommandLine help;
       help.outcome = CommandLine::Outcome::exit;
       help.exit_code = 0;
-      help.out = std::string(kUsage) + "\n" + options_text();
+      help.out = std::string(kUsage) + tunables_usage() + "\n" + options_text();
       return help;
     }
   }
@@ -145,6 +161,12 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   auto* o_jitter = app.add_option("--max_requests_jitter", max_requests_jitter);
   app.add_flag("--reload", flags.reload);
   auto* o_log_format = app.add_option("--log_format", log_format);
+  std::vector<std::string> tunable_text(worker::tunables().size());
+  std::vector<CLI::Option*> tunable_options;
+  for (size_t i = 0; i < tunable_text.size(); ++i) {
+    tunable_options.push_back(app.add_option(worker::tunables()[i].flag, tunable_text[i]));
+    tunable_options.back()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  }
   for (auto* o : {o_entry, o_model, o_key, o_port, o_health, o_workers, o_origins, o_config, o_python, o_graceful,
                   o_max_requests, o_jitter, o_log_format})
     o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -156,11 +178,13 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     for (int i = 1; i < argc; ++i) {
       std::string_view a = argv[i];
       bool known = false;
-      for (const char* name : {"--entry_script", "--model_dir", "--appinsights_instrumentation_key", "--port",
-                               "--health_port", "--worker_count", "--access_control_allow_origins", "--config_file",
-                               "--python", "--graceful_timeout", "--max_requests", "--max_requests_jitter",
-                               "--log_format"}) {
-        std::string_view n = name;
+      std::vector<std::string_view> names = {"--entry_script", "--model_dir", "--appinsights_instrumentation_key",
+                                             "--port", "--health_port", "--worker_count",
+                                             "--access_control_allow_origins", "--config_file", "--python",
+                                             "--graceful_timeout", "--max_requests", "--max_requests_jitter",
+                                             "--log_format"};
+      for (const worker::Tunable& t : worker::tunables()) names.push_back(t.flag);
+      for (std::string_view n : names) {
         if (a == n || (a.size() > n.size() && a.substr(0, n.size()) == n && a[n.size()] == '=')) {
           known = true;
           if (a == n) ++i;  // skip its value
@@ -203,6 +227,16 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     if (auto error = parse_int("--max_requests_jitter", "int", max_requests_jitter, 0, INT32_MAX,
                                flags.max_requests_jitter))
       return fail(*error);
+
+  for (size_t i = 0; i < tunable_options.size(); ++i) {
+    if (!tunable_options[i]->count()) continue;
+    const worker::Tunable& t = worker::tunables()[i];
+    std::optional<uint64_t> value = worker::parse_tunable(tunable_text[i]);
+    if (!value)
+      return fail(fmt::format("argument {}: invalid value: '{}' (expected an integer from 1 to {})", t.flag,
+                              tunable_text[i], worker::kTunableMax));
+    flags.tunables.emplace_back(t.env, *value);
+  }
 
   CommandLine result;
   result.flags = std::move(flags);

@@ -2,12 +2,14 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <regex>
 
 #include <fmt/format.h>
 
+#include "../worker/settings.h"
 #include "arbiter.h"
 
 #ifndef AZMLINFSRV_VERSION
@@ -73,6 +75,22 @@ Launch apply_flags_to_environment(const Flags& flags, const std::string& cwd) {
     }
   }
   set_env("WORKER_COUNT", std::to_string(launch.worker_count));
+
+  // Transport settings: the flag wins over the environment; a bad environment value stops the start
+  // here, once, rather than in every worker.
+  for (const worker::Tunable& t : worker::tunables()) {
+    auto given = std::find_if(flags.tunables.begin(), flags.tunables.end(),
+                              [&](const auto& kv) { return kv.first == t.env; });
+    if (given != flags.tunables.end()) {
+      set_env(t.env, std::to_string(given->second));
+    } else if (auto text = env(t.env); text && !worker::parse_tunable(*text)) {
+      launch.error = fmt::format(
+          "The environment variable {}='{}' is not valid. Set it to a whole number from 1 to {}, unset it for the "
+          "default {}, or pass {}.",
+          t.env, *text, worker::kTunableMax, t.default_value, t.flag);
+      return launch;
+    }
+  }
 
   auto version_flag = env("SERVER_VERSION_LOG_RESPONSE_ENABLED");
   if (!version_flag || lower(*version_flag) == "true")

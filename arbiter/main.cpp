@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
   logline::write_block(logline::Stream::out, notices);
   logline::write_block(logline::Stream::out, arbiter::banner(launch));
 
+  arbiter::raise_open_file_limit();
   arbiter::WorkerProgram program;
   program.interpreter = cli.flags.python.value_or("");
   program.default_interpreter = AZMLINFSRV_PYTHON;

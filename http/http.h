@@ -69,6 +69,7 @@ class Parser {
   const ParseError& error() const;
   void next();  // forget the finished request and get ready for the next one
   bool in_progress() const;  // some bytes of a request have arrived
+  bool head_done() const;    // the request's head is parsed; its body may still be arriving
 
   struct State;
 

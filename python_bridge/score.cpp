@@ -260,9 +260,13 @@ void take_response_object(PyObject* output, ScoreResponse& resp) {
   if (const char* r = PyUnicode_AsUTF8(reason)) resp.reason = r;
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); ++i) {
     PyObject* pair = PyList_GET_ITEM(headers, i);
-    const char* name = PyUnicode_AsUTF8(PyTuple_GetItem(pair, 0));
-    const char* value = PyUnicode_AsUTF8(PyTuple_GetItem(pair, 1));
-    if (name && value) resp.headers.emplace_back(name, value);
+    // With their sizes: a NUL inside a name or value must reach the I/O thread's check, not cut it short.
+    Py_ssize_t name_len = 0, value_len = 0;
+    const char* name = PyUnicode_AsUTF8AndSize(PyTuple_GetItem(pair, 0), &name_len);
+    const char* value = PyUnicode_AsUTF8AndSize(PyTuple_GetItem(pair, 1), &value_len);
+    if (name && value)
+      resp.headers.emplace_back(std::string(name, static_cast<size_t>(name_len)),
+                                std::string(value, static_cast<size_t>(value_len)));
   }
   PyErr_Clear();
   if (chunks != Py_None) {

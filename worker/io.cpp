@@ -3,8 +3,10 @@
 // are answered here at once; score requests become jobs for the Python thread.
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <thread>
@@ -13,6 +15,7 @@
 
 #include "../log/log.h"
 #include "jobs.h"
+#include "settings.h"
 
 namespace worker {
 
@@ -29,6 +32,15 @@ struct Connection {
   bool close_after_write = false;
   bool closing = false;
   bool had_request = false;  // a draining worker gives a connection that sent nothing yet a moment
+  // Timeouts: the wait list this connection is in (see update_wait) and when its wait ends.
+  Connection* wait_prev = nullptr;
+  Connection* wait_next = nullptr;
+  uint64_t deadline_ns = 0;
+  uint8_t wait = 0;
+  bool peer_eof = false;   // the client half-closed; answer what it sent, then close
+  bool lingering = false;  // answered with Connection: close; reading what is left before closing
+  uint32_t responses = 0;  // responses started; a wait armed before the latest one starts over
+  uint32_t wait_mark = 0;  // `responses` when the current wait was armed
 
   explicit Connection(const http::Limits& limits) : parser(limits) {}
 };
@@ -41,6 +53,12 @@ constexpr uint64_t kDrainGraceMs = 1000;
 // SIGALRM's TimeoutError unwinds a Python run() in well under this; longer means native code.
 constexpr uint64_t kStuckGraceNs = 50 * 1000000ull;
 constexpr uint64_t kDeadlineTickMs = 20;
+// A connection keeps its response buffer between requests, unless an answer made it large.
+constexpr size_t kKeptOutCapacity = 64 * 1024;
+// How long a closing connection reads what the client still sends, so that the kernel does not
+// answer it with a reset that destroys the error response before the client reads it.
+constexpr uint64_t kLingerNs = 2'000'000'000;
+constexpr uint64_t kSweepMs = 100;
 
 struct Io {
   uv_loop_t loop;
@@ -55,6 +73,7 @@ struct Io {
   size_t jobs_outstanding = 0;
   long scoring_timeout_ms = 0;
   bool exit_when_drained = false;
+  uv_timer_t sweep;  // expires connection waits (update_wait)
   JobQueue* queue = nullptr;
   Slot* slot = nullptr;
   http::Limits limits;
@@ -62,6 +81,13 @@ struct Io {
   bool draining = false;
   std::string server_version;  // x-ms-server-version; empty: not sent
   http::CorsPolicy cors;       // from AML_CORS_ORIGINS
+  uint64_t wait_ns[5] = {};    // per Wait kind
+  Connection* wait_head[5] = {};
+  Connection* wait_tail[5] = {};
+  bool accept_failing = false;  // out of file descriptors: log once per burst
+  uint64_t refused = 0;
+  uint64_t fd_limit = 0;        // descriptors above fd_limit - fd_reserve are refused (see refuse_if_no_fds)
+  uint64_t fd_reserve = 0;
   std::thread thread;
   uv_prepare_t flush_logs;
   char read_buffer[64 * 1024];
@@ -78,6 +104,13 @@ void on_exit_timer(uv_timer_t*) {
   logline::flush();
   _exit(kExitStopped);
 }
+void update_wait(Connection* c, bool progress);
+void unlink_wait(Connection* c);
+void linger(Connection* c);
+void start_reading(Connection* c);
+void note_accept_failure();
+void note_accept_recovered();
+bool refuse_if_no_fds(Connection* c);
 
 // The last connection of a draining worker is gone: the Python thread may stop, and so may the loop.
 void finish_drain() {
@@ -107,6 +140,7 @@ void on_closed(uv_handle_t* handle) {
 
 void close_connection(Connection* c) {
   if (c->closing) return;
+  unlink_wait(c);
   c->closing = true;
   if (c->job) {  // freed when its job comes back; a stream stops producing
     c->job->cancelled.store(true);
@@ -120,7 +154,13 @@ void on_written(uv_write_t* req, int status) {
   auto* c = static_cast<Connection*>(req->data);
   delete w;
   --c->pending_writes;
-  if (status < 0 || (c->close_after_write && c->pending_writes == 0)) close_connection(c);
+  if (status < 0) close_connection(c);
+  else if (c->close_after_write && c->pending_writes == 0) linger(c);
+  else if (!c->closing) {
+    // A client that stopped reading was paused (on_read); the socket drained, so read again.
+    if (c->pending_writes == 0 && !c->job) start_reading(c);
+    update_wait(c, true);
+  }
 }
 
 // Sends c->out: straight to the socket when it takes it all, else queued with a copy.
@@ -152,7 +192,8 @@ void flush(Connection* c) {
     }
   }
   c->out.clear();
-  if (c->close_after_write && c->pending_writes == 0) close_connection(c);
+  if (c->out.capacity() > kKeptOutCapacity) std::string().swap(c->out);
+  if (c->close_after_write && c->pending_writes == 0) linger(c);
 }
 
 // ---- response pieces ------------------------------------------------------------------------------
@@ -161,6 +202,7 @@ void flush(Connection* c) {
 void start_response(Connection* c, const http::Request& r, int status, std::string_view reason) {
   bool keep = r.keep_alive && !io->draining && !c->close_after_write;
   if (!keep) c->close_after_write = true;
+  ++c->responses;
   http::begin_response(c->out, status, reason);
   http::add_header(c->out, "Server", "azmlinfsrv");
   http::add_date_header(c->out);
@@ -365,6 +407,7 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
   bridge::ScoreResponse& resp = job->response;
   for (const auto& [name, value] : resp.headers) {
     if (!header_is_safe(name) || !header_is_safe(value)) {
+      resp.status = 500;
       std::string shown;
       http::append_json_string(shown, name);
       logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
@@ -467,7 +510,7 @@ void on_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
 }
 
 void stop_reading(Connection* c) {
-  if (!c->reading) return;
+  if (!c->reading || c->lingering) return;  // a lingering connection reads only to discard
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
   c->reading = false;
 }
@@ -482,10 +525,22 @@ void start_reading(Connection* c) {
 void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* c = reinterpret_cast<Connection*>(stream);
   if (nread < 0) {
+    // A half-close after a request (shutdown(SHUT_WR), as some clients do) still deserves the answer.
+    if (nread == UV_EOF && (c->job || c->pending_writes > 0)) {
+      c->peer_eof = true;
+      c->close_after_write = true;
+      stop_reading(c);
+      return;
+    }
     close_connection(c);
     return;
   }
   process_input(c, buf->base, static_cast<size_t>(nread));
+  if (c->closing) return;
+  // A client that sends but does not read would make us queue answers without bound: stop reading
+  // until the socket takes what we wrote (on_written resumes).
+  if (c->pending_writes > 0) stop_reading(c);
+  update_wait(c, true);
 }
 
 // Parses and answers requests in order until the bytes run out or one waits for Python.
@@ -541,6 +596,7 @@ void finish_job(Connection* c, Job* job) {
   rest.swap(c->leftover);
   process_input(c, rest.data(), rest.size());
   if (!c->job && !c->closing) start_reading(c);
+  if (!c->closing) update_wait(c, false);
 }
 
 void write_chunk(Connection* c, const Job* job, std::string_view data) {
@@ -592,6 +648,10 @@ void on_jobs_done(uv_async_t*) {
 }
 
 void on_connection(uv_stream_t* listener, int status) {
+  if (status == UV_EMFILE || status == UV_ENFILE) {
+    note_accept_failure();
+    return;
+  }
   if (status < 0 || io->draining) return;
   auto* c = new Connection(io->limits);
   uv_tcp_init(&io->loop, &c->tcp);
@@ -600,6 +660,7 @@ void on_connection(uv_stream_t* listener, int status) {
     close_connection(c);
     return;
   }
+  if (refuse_if_no_fds(c)) return;
   uv_tcp_nodelay(&c->tcp, 1);
   struct sockaddr_storage addr;
   int addr_len = sizeof addr;
@@ -613,6 +674,184 @@ void on_connection(uv_stream_t* listener, int status) {
       addr.ss_family == AF_INET)
     c->local_port = ntohs(reinterpret_cast<struct sockaddr_in*>(&addr)->sin_port);
   start_reading(c);
+  update_wait(c, false);
+}
+
+// ---- timeouts ---------------------------------------------------------------------------------------
+// Every connection that waits for the client is in one list per kind of wait. All waits of a kind last
+// equally long, so each list is ordered by deadline and the sweep only looks at list heads: O(1) per
+// event and per expiry, one timer for the whole loop, no handle per connection.
+
+enum Wait : uint8_t {
+  kNone = 0,     // Python is working on its request, or it is closing
+  kIdle = 1,     // keep-alive: between requests (close quietly)
+  kHead = 2,     // a new connection, or a request's head arriving (408 when some of it came)
+  kBody = 3,     // a request body arriving, or a response the client reads too slowly (408 / close)
+  kLinger = 4,   // closing: reading what the client still sends
+};
+
+void unlink_wait(Connection* c) {
+  if (c->wait == kNone) return;
+  if (c->wait_prev) c->wait_prev->wait_next = c->wait_next;
+  else io->wait_head[c->wait] = c->wait_next;
+  if (c->wait_next) c->wait_next->wait_prev = c->wait_prev;
+  else io->wait_tail[c->wait] = c->wait_prev;
+  c->wait_prev = c->wait_next = nullptr;
+  c->wait = kNone;
+}
+
+void link_wait(Connection* c, Wait kind) {
+  c->wait = kind;
+  c->wait_mark = c->responses;
+  c->deadline_ns = monotonic_ns() + io->wait_ns[kind];
+  c->wait_prev = io->wait_tail[kind];
+  c->wait_next = nullptr;
+  if (c->wait_prev) c->wait_prev->wait_next = c;
+  else io->wait_head[kind] = c;
+  io->wait_tail[kind] = c;
+}
+
+// Puts the connection in the wait its state calls for. The head and idle waits run from when they
+// began; the body wait restarts whenever bytes move (progress), so only a stalled transfer expires.
+void update_wait(Connection* c, bool progress) {
+  Wait kind = kNone;
+  if (c->closing) kind = kNone;
+  else if (c->lingering) kind = kLinger;
+  else if (c->job) kind = kNone;
+  else if (c->pending_writes > 0) kind = kBody;
+  else if (c->parser.in_progress()) kind = c->parser.head_done() ? kBody : kHead;
+  else if (c->responses == 0) kind = kHead;  // a fresh connection before its first byte
+  else kind = kIdle;
+  // A request answered since the wait began starts a new wait (keep-alive idle, the next head).
+  bool restart = (progress && kind == kBody) || c->wait_mark != c->responses;
+  if (kind == c->wait && !restart) return;
+  unlink_wait(c);
+  if (kind != kNone) link_wait(c, kind);
+}
+
+void on_linger_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
+  if (nread < 0) close_connection(reinterpret_cast<Connection*>(stream));
+}
+
+void on_shutdown(uv_shutdown_t* req, int) { delete req; }
+
+// After the last byte of a Connection: close answer: stop sending, keep reading (discarding) until the
+// client closes or kLingerNs pass. Closing at once with unread input makes the kernel send a reset,
+// and the client may lose the answer (a 413 sent while the body is still coming).
+void linger(Connection* c) {
+  if (c->closing || c->lingering) return;
+  if (c->peer_eof) {
+    close_connection(c);
+    return;
+  }
+  stop_reading(c);
+  c->lingering = true;
+  auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
+  auto* req = new uv_shutdown_t;
+  if (uv_shutdown(req, stream, on_shutdown) != 0) {
+    delete req;
+    close_connection(c);
+    return;
+  }
+  if (uv_read_start(stream, on_alloc, on_linger_read) == 0) c->reading = true;
+  update_wait(c, false);
+}
+
+void respond_timeout(Connection* c, std::string message) {
+  http::ParseError error;
+  error.status = 408;
+  error.message = std::move(message);
+  stop_reading(c);
+  respond_transport_error(c, error);
+}
+
+void expire(Connection* c) {
+  Wait kind = static_cast<Wait>(c->wait);
+  unlink_wait(c);
+  if (kind == kHead && c->parser.in_progress()) {
+    respond_timeout(c, fmt::format("The request head did not arrive within {} ms; the connection is closed. Send the "
+                                   "request line and headers without pauses, or raise --request_head_timeout_ms.",
+                                   io->wait_ns[kHead] / 1000000));
+  } else if (kind == kBody && c->pending_writes == 0) {
+    respond_timeout(c, fmt::format("No bytes of the request body arrived for {} ms; the connection is closed. Send "
+                                   "the body without pauses, or raise --request_body_timeout_ms.",
+                                   io->wait_ns[kBody] / 1000000));
+  } else {
+    close_connection(c);  // idle, lingering, a fresh connection that sent nothing, or a client not reading
+  }
+}
+
+void on_sweep(uv_timer_t*) {
+  uint64_t now = monotonic_ns();
+  for (int kind = kIdle; kind <= kLinger; ++kind) {
+    while (io->wait_head[kind] && io->wait_head[kind]->deadline_ns <= now) expire(io->wait_head[kind]);
+  }
+}
+
+void apply_transport_settings() {
+  io->limits.max_request_line = tunable_value("LIMIT_REQUEST_LINE");
+  io->limits.max_header_field = tunable_value("LIMIT_REQUEST_FIELD_SIZE");
+  io->limits.max_header_count = tunable_value("LIMIT_REQUEST_FIELDS");
+  io->limits.max_body = tunable_value("LIMIT_REQUEST_BODY");
+  io->wait_ns[kHead] = tunable_value("REQUEST_HEAD_TIMEOUT_MS") * 1000000;
+  io->wait_ns[kBody] = tunable_value("REQUEST_BODY_TIMEOUT_MS") * 1000000;
+  io->wait_ns[kIdle] = tunable_value("KEEP_ALIVE_TIMEOUT_MS") * 1000000;
+  io->wait_ns[kLinger] = kLingerNs;
+  struct rlimit limit {};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  io->fd_limit = limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX / 2 : static_cast<uint64_t>(limit.rlim_cur);
+  io->fd_reserve = std::min<uint64_t>(256, io->fd_limit / 8);
+}
+
+// Out of file descriptors. libuv, when accept() fails with EMFILE, silently accepts and closes with a
+// descriptor it keeps in reserve, so the failure never reaches us. We stop earlier: a connection whose
+// descriptor lands in the last fd_reserve below the limit gets a JSON 503 and is closed at once, which
+// tells the client what happened and leaves descriptors for the script (files, threads) and for the
+// connections already open, which go on being served. Logged once per burst.
+bool refuse_if_no_fds(Connection* c) {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) != 0 || fd < 0) return false;
+  auto used = static_cast<uint64_t>(fd) + 1;
+  if (used + io->fd_reserve <= io->fd_limit) {
+    if (used + 2 * io->fd_reserve <= io->fd_limit) note_accept_recovered();
+    return false;
+  }
+  note_accept_failure();
+  std::string body = http::json_message(
+      "The server is out of file descriptors and cannot take more connections now. Retry shortly.");
+  http::begin_response(c->out, 503, http::reason_phrase(503));
+  http::add_header(c->out, "Server", "azmlinfsrv");
+  http::add_date_header(c->out);
+  http::add_header(c->out, "Connection", "close");
+  http::add_header(c->out, "Content-Type", "application/json");
+  http::add_header(c->out, "Content-Length", body.size());
+  http::end_head(c->out);
+  c->out.append(body);
+  uv_buf_t buf = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
+  uv_try_write(reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1);  // best effort: a new socket takes it all
+  close_connection(c);
+  return true;
+}
+
+void note_accept_failure() {
+  ++io->refused;
+  if (io->accept_failing) return;
+  io->accept_failing = true;
+  logline::write(logline::Stream::err, logline::Level::error, "gunicorn.error",
+                 fmt::format("Worker {} is out of file descriptors (open file limit {}, {} connections open): new "
+                             "connections get a 503 and are closed until some close; open ones are still served. "
+                             "Raise the limit (ulimit -n) or lower --keep_alive_timeout_ms.",
+                             getpid(), io->fd_limit, io->connections));
+}
+
+void note_accept_recovered() {
+  if (!io->accept_failing) return;
+  io->accept_failing = false;
+  logline::write(logline::Stream::err, logline::Level::info, "gunicorn.error",
+                 fmt::format("Worker {} accepts connections again; {} were refused while it was out of file "
+                             "descriptors.",
+                             getpid(), io->refused));
+  io->refused = 0;
 }
 
 // ---- stopping ---------------------------------------------------------------------------------------
@@ -823,6 +1062,9 @@ void start_io(const Options& options, JobQueue& queue) {
   uv_timer_init(&io->loop, &io->exit_timer);
   uv_signal_init(&io->loop, &io->timed_out);
   uv_signal_start(&io->timed_out, on_timed_out, kSignalAnswerTimedOut);
+  apply_transport_settings();
+  uv_timer_init(&io->loop, &io->sweep);
+  uv_timer_start(&io->sweep, on_sweep, kSweepMs, kSweepMs);
 
   // The loop thread takes no signals: they reach the Python thread (SIGALRM for the scoring timeout)
   // and libuv's handlers forward the stop signals to the loop through its own pipe.
