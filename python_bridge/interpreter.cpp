@@ -106,6 +106,9 @@ bool start_interpreter(const BootOptions& options) {
   // Unbuffered stdio: a print just before a crash still reaches the log.
   config.buffered_stdio = 0;
   config.parse_argv = 0;
+  // With a debugger attached (AZUREML_DEBUG_PORT), breakpoints in the standard library need its real
+  // sources rather than frozen modules, as debugpy warns.
+  if (getenv("AZUREML_DEBUG_PORT")) config.use_frozen_modules = 0;
   // program_name decides sys.prefix: a virtual environment's python finds its pyvenv.cfg from here.
   PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, interpreter.c_str());
   if (PyStatus_Exception(status)) {
