@@ -187,7 +187,7 @@ void append_json_string(std::string& out, std::string_view s) {
       case '\b': out.append("\\b"); break;
       case '\f': out.append("\\f"); break;
       default:
-        if (c < 0x20) append_u_escape(out, c);
+        if (c < 0x20 || c == 0x7f) append_u_escape(out, c);  // json.dumps escapes DEL too
         else out.push_back(static_cast<char>(c));
     }
   }

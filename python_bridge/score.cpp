@@ -8,6 +8,7 @@
 
 #include "../log/log.h"
 #include "embedded.h"
+#include "json_encode.h"
 
 namespace bridge {
 
@@ -293,6 +294,8 @@ void serialise_output(PyObject* output, ScoreResponse& resp) {
   }
   if (output == Py_None) {
     resp.body = "{}";
+  } else if (encode_json(output, resp.body)) {
+    // done natively, byte for byte json.dumps
   } else {
     Ref text(PyObject_CallOneArg(e.json_dumps, output));
     Py_ssize_t size = 0;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "../../python_bridge/bridge.h"
+#include "../../python_bridge/json_encode.h"
 
 namespace {
 
@@ -118,6 +119,36 @@ TEST_CASE("a body that fails before its first chunk is a JSON 500, not a cut str
   CHECK(r.status == 500);
   CHECK(r.error_message == "An unexpected internal error occurred. Check the logs for more info.");
   CHECK_FALSE(r.run_function_failed);
+}
+
+TEST_CASE("the native encoder writes json.dumps's bytes itself, and declines what json.dumps must decide") {
+  bridge::embedded::Gil gil;
+  PyObject* json = PyImport_ImportModule("json");
+  REQUIRE(json);
+  auto check = [&](const char* expression, bool native) {
+    PyObject* value = PyRun_String(expression, Py_eval_input, PyEval_GetBuiltins(), nullptr);
+    REQUIRE(value);
+    std::string out = "prefix:";
+    bool encoded = bridge::encode_json(value, out);
+    CHECK(encoded == native);
+    if (native) {
+      PyObject* text = PyObject_CallMethod(json, "dumps", "(O)", value);
+      REQUIRE(text);
+      CHECK(out == std::string("prefix:") + PyUnicode_AsUTF8(text));
+      Py_DECREF(text);
+    } else {
+      CHECK(out == "prefix:");  // nothing half-written
+      CHECK_FALSE(PyErr_Occurred());
+    }
+    Py_DECREF(value);
+  };
+  check(R"({"a": [1, 2.5, None, True], "\u00e9\x7f": "\U0001F600", 3: float("nan"), 1.5: -float("inf")})", true);
+  check("(1, (2, [3]), {})", true);
+  check("10**40", true);
+  check("b'bytes'", false);
+  check("{(1, 2): 'tuple key'}", false);
+  check("__import__('collections').OrderedDict(a=1)", false);
+  Py_DECREF(json);
 }
 
 TEST_CASE("swagger documents exist for every version of an undecorated script") {
