@@ -4,6 +4,7 @@ import base64
 from http import HTTPStatus
 import json
 import math
+import os
 import pickle
 from collections import OrderedDict
 
@@ -39,7 +40,8 @@ values = st.recursive(scalars, lambda children: st.one_of(
     st.dictionaries(keys, children, max_size=5)), max_leaves=25)
 
 
-@settings(max_examples=300, deadline=None)
+# Fewer examples on the sanitizer build, where each request costs several times more.
+@settings(max_examples=60 if os.environ.get("AZMLINFSRV_SANITIZED") == "1" else 300, deadline=None)
 @given(value=values)
 def test_native_encoding_equals_json_dumps(encoder_server, value):
     with Conn(encoder_server.port) as conn:
