@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <string>
@@ -31,6 +32,10 @@ constexpr int kMaxSignal = 32;
 JobQueue* crash_queue = nullptr;
 Rendered* rendered[kMaxSignal] = {};
 struct sigaction previous[kMaxSignal];  // faulthandler's handlers, run after ours
+// This worker's copies of the listening sockets: closed first, so that while faulthandler writes the
+// stacks the dying worker's I/O thread accepts no connection it could never answer.
+int listeners[8];
+int listener_count = 0;
 std::string* server_version_header = nullptr;  // "x-ms-server-version: v\r\n" or empty
 
 const char* describe(int sig) {
@@ -69,6 +74,8 @@ void add(struct iovec* iov, int& n, const char* data, size_t len) {
 void add(struct iovec* iov, int& n, const std::string& s) { add(iov, n, s.data(), s.size()); }
 
 void on_fatal_signal(int sig) {
+  for (int i = 0; i < listener_count; ++i) close(listeners[i]);
+  listener_count = 0;
   Job* job = crash_queue ? crash_queue->running.load() : nullptr;
   Rendered* r = sig > 0 && sig < kMaxSignal ? rendered[sig] : nullptr;
   if (job && r && job->fd >= 0 && !job->abandoned.load()) {
@@ -111,8 +118,10 @@ void on_fatal_signal(int sig) {
 
 }  // namespace
 
-void install_crash_responder(JobQueue& queue) {
+void install_crash_responder(JobQueue& queue, const std::vector<int>& listen_fds) {
   crash_queue = &queue;
+  for (int fd : listen_fds)
+    if (listener_count < static_cast<int>(sizeof listeners / sizeof listeners[0])) listeners[listener_count++] = fd;
   const char* version = getenv("HTTP_X_MS_SERVER_VERSION");
   server_version_header = new std::string();
   if (version && *version) http::add_header(*server_version_header, "x-ms-server-version", version);

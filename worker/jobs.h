@@ -92,6 +92,6 @@ void join_io();
 // Installs the handlers that answer the client of the running job when the worker dies of a fatal
 // signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT). Must run before Python enables faulthandler,
 // which writes the Python stack and then hands the signal on to them.
-void install_crash_responder(JobQueue& queue);
+void install_crash_responder(JobQueue& queue, const std::vector<int>& listen_fds);
 
 }  // namespace worker

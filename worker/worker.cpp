@@ -112,7 +112,7 @@ void run(const Options& options) {
   if (!bridge::boot(boot)) _exit(kExitBootFailed);
   // After boot, over the faulthandler boot enabled: a crash answers the client, then dumps the stack.
   JobQueue queue;
-  install_crash_responder(queue);
+  install_crash_responder(queue, options.listen_fds);
 
   start_io(options, queue);
   slot.state.store(SlotState::ready);
