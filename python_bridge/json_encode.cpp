@@ -20,6 +20,29 @@ void append_u_escape(std::string& out, Py_UCS4 c) {
   out.append(buf, 6);
 }
 
+bool printable(Py_UCS4 c) { return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'; }
+
+// The escape of one character that is not printable: json's ascii_escape_unichar.
+void append_escaped(std::string& out, Py_UCS4 c) {
+  switch (c) {
+    case '"': out.append("\\\""); break;
+    case '\\': out.append("\\\\"); break;
+    case '\n': out.append("\\n"); break;
+    case '\r': out.append("\\r"); break;
+    case '\t': out.append("\\t"); break;
+    case '\b': out.append("\\b"); break;
+    case '\f': out.append("\\f"); break;
+    default:
+      if (c >= 0x10000) {
+        Py_UCS4 v = c - 0x10000;
+        append_u_escape(out, 0xD800 | ((v >> 10) & 0x3FF));
+        append_u_escape(out, 0xDC00 | (v & 0x3FF));
+      } else {
+        append_u_escape(out, c);
+      }
+  }
+}
+
 // json's py_encode_basestring_ascii: ' '..'~' as they are (but '"' and '\\'), everything else escaped.
 void append_string(std::string& out, PyObject* s) {
   Py_ssize_t n = PyUnicode_GET_LENGTH(s);
@@ -27,51 +50,22 @@ void append_string(std::string& out, PyObject* s) {
   const void* data = PyUnicode_DATA(s);
   out.push_back('"');
   if (kind == PyUnicode_1BYTE_KIND && PyUnicode_IS_ASCII(s)) {
-    // The common case: plain ASCII, escaped only where needed.
+    // The common case, plain ASCII: copy runs of printable characters whole.
     const char* p = static_cast<const char*>(data);
     Py_ssize_t start = 0;
     for (Py_ssize_t i = 0; i < n; ++i) {
-      unsigned char c = static_cast<unsigned char>(p[i]);
-      if (c >= 0x20 && c <= 0x7e && c != '"' && c != '\\') continue;
+      auto c = static_cast<unsigned char>(p[i]);
+      if (printable(c)) continue;
       out.append(p + start, static_cast<size_t>(i - start));
       start = i + 1;
-      switch (c) {
-        case '"': out.append("\\\""); break;
-        case '\\': out.append("\\\\"); break;
-        case '\n': out.append("\\n"); break;
-        case '\r': out.append("\\r"); break;
-        case '\t': out.append("\\t"); break;
-        case '\b': out.append("\\b"); break;
-        case '\f': out.append("\\f"); break;
-        default: append_u_escape(out, c);
-      }
+      append_escaped(out, c);
     }
     out.append(p + start, static_cast<size_t>(n - start));
-    out.push_back('"');
-    return;
-  }
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    Py_UCS4 c = PyUnicode_READ(kind, data, i);
-    if (c >= 0x20 && c <= 0x7e && c != '"' && c != '\\') {
-      out.push_back(static_cast<char>(c));
-      continue;
-    }
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
-      default:
-        if (c >= 0x10000) {
-          Py_UCS4 v = c - 0x10000;
-          append_u_escape(out, 0xD800 | ((v >> 10) & 0x3FF));
-          append_u_escape(out, 0xDC00 | (v & 0x3FF));
-        } else {
-          append_u_escape(out, c);
-        }
+  } else {
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      Py_UCS4 c = PyUnicode_READ(kind, data, i);
+      if (printable(c)) out.push_back(static_cast<char>(c));
+      else append_escaped(out, c);
     }
   }
   out.push_back('"');
