@@ -59,6 +59,8 @@ constexpr size_t kKeptOutCapacity = 64 * 1024;
 // answer it with a reset that destroys the error response before the client reads it.
 constexpr uint64_t kLingerNs = 2'000'000'000;
 constexpr uint64_t kSweepMs = 100;
+// Bytes of later requests kept while an earlier one waits for Python.
+constexpr size_t kMaxPipelinedAhead = 64 * 1024;
 
 struct Io {
   uv_loop_t loop;
@@ -548,7 +550,9 @@ void process_input(Connection* c, const char* data, size_t len) {
   while (!c->closing) {
     if (c->job) {  // an answer is pending: keep the rest for later, in order
       c->leftover.append(data, len);
-      stop_reading(c);
+      // Reading on costs nothing per request (no epoll change); only a client that pipelines a lot
+      // while run() works is paused, so what it sent ahead stays bounded.
+      if (c->leftover.size() > kMaxPipelinedAhead) stop_reading(c);
       return;
     }
     size_t consumed = 0;
