@@ -91,3 +91,23 @@ def test_swagger_head_and_options(echo_server):
     assert head.one("Content-Length") == str(len(get.body))
     options = request(p, "OPTIONS", "/swagger.json")
     assert options.status == 200 and options.one("Allow") == "GET, HEAD, OPTIONS"
+
+
+PYLIB = os.path.join(FIXTURES, "pylib")  # the inference-schema stand-in
+
+
+def test_decorated_swagger_documents_equal_the_expected_ones(server):
+    s = server.start("schema_numpy.py", env={"PYTHONPATH": PYLIB})
+    for query, name in (("", "expected_swagger2.json"), ("?version=3", "expected_swagger3.json"),
+                        ("?version=3.1", "expected_swagger3.1.json")):
+        r = request(s.port, "GET", "/swagger.json" + query)
+        assert r.status == 200
+        assert_same_document(r.body, expected(name))
+    # and the decorated run() is called in object mode with the converted input
+    r = request(s.port, "POST", "/score", headers={"Content-Type": "application/json"}, body='{"data": [1, 2, 3]}')
+    assert r.json() == 6
+
+
+def test_decorated_swagger_with_a_path_prefix_equals_the_expected_one(server):
+    s = server.start("schema_numpy.py", env={"PYTHONPATH": PYLIB, "SERVICE_PATH_PREFIX": "/test/"})
+    assert_same_document(request(s.port, "GET", "/swagger.json").body, expected("expected_swagger_prefix_case.json"))
