@@ -82,6 +82,9 @@ long scoring_timeout_ms();
 // Any thread may ask; score() clears it when a run() starts.
 bool scoring_timeout_raised();
 
+// The embedded interpreter's version ("3.11.2"). Needs no GIL; call it once, its buffer is static.
+std::string python_version();
+
 // Flushes Python's stdout/stderr and runs atexit hooks before the worker exits.
 void shutdown();
 

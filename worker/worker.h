@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "metrics.h"
+
 namespace worker {
 
 enum class SlotState : uint32_t { empty = 0, booting, ready, exiting };
@@ -25,18 +27,33 @@ struct Slot {
   // Set by a worker that cannot go on serving (run() stuck in native code past the scoring timeout):
   // it has stopped accepting and exits once its connections are answered; the arbiter replaces it.
   std::atomic<uint32_t> replace_requested;
+  // The workers' own counters for GET /metrics (metrics.h). The arbiter neither reads nor resets them:
+  // they outlive the worker, so a replacement in this slot continues them.
+  SlotMetrics metrics;
 };
 
 constexpr int kMaxSlots = 256;
 
+// Why the arbiter replaced a worker. crash: it died without being asked (a signal, an exit);
+// timeout: WORKER_TIMEOUT, or run() stuck in native code past the scoring timeout; max_requests: its age;
+// reload: SIGHUP or --reload.
+enum class RestartCause : uint32_t { crash = 0, timeout, max_requests, reload };
+constexpr int kRestartCauses = 4;
+
 struct Table {
   // Set by the first worker that fails to boot, so a failure shared by N workers is reported once.
   std::atomic<uint32_t> boot_failure_reported;
+  // Set by the arbiter when the whole server starts to stop, before it signals the workers: a worker
+  // told to stop then knows whether it leaves alone (a reload) or with everyone (its readiness says so).
+  std::atomic<uint32_t> stopping;
+  // Replacements by cause, written only by the arbiter where it decides one; never reset.
+  std::atomic<uint64_t> restarts[kRestartCauses];
   Slot slots[kMaxSlots];
 };
 
 struct Options {
   std::vector<int> listen_fds;  // bound and listening, inherited from the arbiter
+  int metrics_fd = -1;          // the metrics listener (--metrics_port), likewise; -1: none
   Table* table = nullptr;
   int slot = 0;
   std::string interpreter;          // --python: the environment's interpreter, or empty
