@@ -58,8 +58,9 @@ void log_error(logline::Level level, const std::string& message) {
   logline::write(logline::Stream::err, level, "gunicorn.error", message);
 }
 
-// Binds 0.0.0.0:port, retrying while the port is busy as gunicorn does (CONTRACT.md 2.1).
-int bind_listener(int port) {
+// Binds 0.0.0.0:port, retrying while the port is busy as gunicorn does (CONTRACT.md 2.1); `flag` is the
+// option that chose the port, for the messages.
+int bind_listener(int port, const char* flag) {
   for (int attempt = 1;; ++attempt) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -80,16 +81,16 @@ int bind_listener(int port) {
     close(fd);
     if (error != EADDRINUSE) {
       log_error(logline::Level::error,
-                fmt::format("Can't connect to ('0.0.0.0', {}): {}. Choose another port with --port.", port,
-                            strerror(error)));
+                fmt::format("Can't connect to ('0.0.0.0', {}): {}. Choose another port with {}.", port,
+                            strerror(error), flag));
       return -1;
     }
     log_error(logline::Level::error, fmt::format("Connection in use: ('0.0.0.0', {})", port));
     if (attempt == kBindAttempts) {
       log_error(logline::Level::error,
                 fmt::format("Can't connect to ('0.0.0.0', {}): the port is in use by another process. Stop that "
-                            "process or choose another port with --port.",
-                            port));
+                            "process or choose another port with {}.",
+                            port, flag));
       return -1;
     }
     log_error(logline::Level::error, "Retrying in 1 second.");
@@ -130,9 +131,9 @@ double seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
 
 class Arbiter {
  public:
-  Arbiter(const Launch& launch, const WorkerProgram& program, std::vector<int> listeners, worker::Table* table,
-          int watch_fd)
-      : launch_(launch), program_(program), listeners_(std::move(listeners)), table_(table),
+  Arbiter(const Launch& launch, const WorkerProgram& program, std::vector<int> listeners, int metrics_fd,
+          worker::Table* table, int watch_fd)
+      : launch_(launch), program_(program), listeners_(std::move(listeners)), metrics_fd_(metrics_fd), table_(table),
         target_workers_(launch.worker_count), watch_fd_(watch_fd),
         worker_timeout_ns_(static_cast<uint64_t>(launch.worker_timeout_s) * kSecond),
         graceful_timeout_ns_(static_cast<uint64_t>(launch.graceful_timeout_s) * kSecond),
@@ -168,7 +169,14 @@ class Arbiter {
     bool retiring = false;      // being replaced: serves until every new worker is ready, then stops
     bool stopping = false;      // told to stop or given up on: its exit is expected, it no longer counts
     bool keep_serving = false;  // its replacement failed to boot: not replaced for age again
+    worker::RestartCause retire_cause = worker::RestartCause::reload;  // why it is retiring, counted when it goes
   };
+
+  // The metrics' restart counters: one count where a replacement is decided (or, for a retiring worker,
+  // carried out: a reload that fails replaces nobody).
+  void count_restart(worker::RestartCause cause) {
+    table_->restarts[static_cast<int>(cause)].fetch_add(1, std::memory_order_relaxed);
+  }
 
   // ---- events ---------------------------------------------------------------------------------------
 
@@ -294,6 +302,7 @@ class Arbiter {
         }
       }
       if (slot.replace_requested.load()) {
+        count_restart(worker::RestartCause::timeout);
         log_error(logline::Level::warning,
                   fmt::format("Worker (pid:{}) asked to be replaced (its run() is stuck in native code, see its log "
                               "above); starting a new worker.",
@@ -310,6 +319,7 @@ class Arbiter {
                               pid, slot.requests_served.load()));
         if (!reloading()) replacing_since_ns_ = now;
         child.retiring = true;
+        child.retire_cause = worker::RestartCause::max_requests;
       }
     }
   }
@@ -326,6 +336,7 @@ class Arbiter {
                           "(the stuck line is in the first thread listed); it is then killed and replaced. Raise "
                           "WORKER_TIMEOUT if requests this long are expected.",
                           pid, why, launch_.worker_timeout_s));
+    count_restart(worker::RestartCause::timeout);
     kill(pid, worker::kSignalDumpStacks);
     kill(pid, worker::kSignalAnswerTimedOut);
     child.stopping = true;
@@ -376,6 +387,7 @@ class Arbiter {
     for (auto& [pid, child] : workers_) {
       if (!child.retiring) continue;
       pids += (pids.empty() ? "" : ", ") + std::to_string(pid);
+      count_restart(child.retire_cause);
       stop_worker(pid, child, now);
     }
     log_error(logline::Level::info,
@@ -399,8 +411,11 @@ class Arbiter {
     replacing_since_ns_ = worker::monotonic_ns();
     next_spawn_ns_ = 0;
     backoff_ns_ = 0;
-    for (auto& [pid, child] : workers_)
-      if (!child.stopping) child.retiring = true;
+    for (auto& [pid, child] : workers_) {
+      if (child.stopping) continue;
+      child.retiring = true;
+      child.retire_cause = worker::RestartCause::reload;
+    }
   }
 
   bool spawn_worker(uint64_t now) {
@@ -430,6 +445,7 @@ class Arbiter {
       if (watch_fd_ >= 0) close(watch_fd_);
       worker::Options options;
       options.listen_fds = listeners_;
+      options.metrics_fd = metrics_fd_;
       options.table = table_;
       options.slot = slot;
       options.interpreter = program_.interpreter;
@@ -479,8 +495,13 @@ class Arbiter {
       workers_.erase(it);
       uint64_t now = worker::monotonic_ns();
 
-      if (state_ != State::running || child.stopping || asked_replacement) continue;  // expected
+      if (state_ != State::running || child.stopping) continue;  // expected
+      if (asked_replacement) {  // it left before check_workers() saw the request
+        count_restart(worker::RestartCause::timeout);
+        continue;
+      }
       if (child.retiring) {  // an old worker died during a reload; the new generation covers it
+        count_restart(worker::RestartCause::crash);
         log_death(pid, status);
         continue;
       }
@@ -493,6 +514,7 @@ class Arbiter {
         halt_after_boot_failure();
         return;
       }
+      count_restart(worker::RestartCause::crash);
       log_death(pid, status);
       back_off(pid, now - child.spawned_ns, now);
     }
@@ -589,8 +611,11 @@ class Arbiter {
     uint64_t deadline = now + timeout_ns;
     if (state_ == State::stopping && worker_signal == SIGTERM) return;  // a second TERM changes nothing
     state_ = State::stopping;
+    table_->stopping.store(1);  // before the signals: a worker reads it when it begins to drain
     for (int fd : listeners_) close(fd);
     listeners_.clear();
+    if (metrics_fd_ >= 0) close(metrics_fd_);  // the workers keep theirs open while they drain
+    metrics_fd_ = -1;
     reload_due_ns_ = 0;
     for (auto& [pid, child] : workers_) {
       // A worker still in init() has the default handlers: QUIT would dump core, TERM just ends it.
@@ -608,6 +633,7 @@ class Arbiter {
   const Launch& launch_;
   const WorkerProgram& program_;
   std::vector<int> listeners_;
+  int metrics_fd_;  // the metrics listener, or -1; handed to every worker, apart from listeners_
   worker::Table* table_;
   int target_workers_;
   int watch_fd_;
@@ -662,13 +688,18 @@ void install_signal_handlers() {
 int serve(const Launch& launch, const WorkerProgram& program) {
   std::vector<int> listeners;
   if (launch.separate_health && launch.health_port != launch.port) {
-    int health = bind_listener(launch.health_port);
+    int health = bind_listener(launch.health_port, "--health_port");
     if (health < 0) return 1;
     listeners.push_back(health);
   }
-  int main_fd = bind_listener(launch.port);
+  int main_fd = bind_listener(launch.port, "--port");
   if (main_fd < 0) return 1;
   listeners.push_back(main_fd);
+  int metrics_fd = -1;
+  if (launch.metrics_port) {
+    metrics_fd = bind_listener(launch.metrics_port, "--metrics_port");
+    if (metrics_fd < 0) return 1;
+  }
 
   // The supervision table lives in one shared page set before the first fork (DESIGN.md).
   void* page = mmap(nullptr, sizeof(worker::Table), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -684,8 +715,10 @@ int serve(const Launch& launch, const WorkerProgram& program) {
     if (port > 0) addresses += (addresses.empty() ? "" : ",") + fmt::format("http://0.0.0.0:{}", port);
   log_error(logline::Level::info, fmt::format("Starting azmlinfsrv {}", AZMLINFSRV_VERSION));
   log_error(logline::Level::info, fmt::format("Listening at: {} ({})", addresses, getpid()));
+  if (metrics_fd >= 0)
+    log_error(logline::Level::info, fmt::format("Metrics listener at: 0.0.0.0:{}", launch.metrics_port));
   log_error(logline::Level::info, "Using worker: prefork (libuv I/O thread + embedded Python)");
-  Arbiter arbiter(launch, program, std::move(listeners), table, watch_folder(launch));
+  Arbiter arbiter(launch, program, std::move(listeners), metrics_fd, table, watch_folder(launch));
   return arbiter.run();
 }
 

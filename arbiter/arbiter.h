@@ -28,6 +28,7 @@ struct Flags {
   std::optional<int> max_requests;
   std::optional<int> max_requests_jitter;
   bool reload = false;
+  std::optional<int> metrics_port;  // --metrics_port
   // Transport settings given as flags (worker/settings.h): environment variable name and value.
   std::vector<std::pair<std::string, uint64_t>> tunables;
 };
@@ -59,15 +60,16 @@ struct Launch {
   int max_requests_jitter = 0;   // --max_requests_jitter / MAX_REQUESTS_JITTER
   bool reload = false;           // --reload: watch watch_dir and reload on change
   std::string watch_dir;         // the entry script's folder (or AML_APP_ROOT without one)
+  int metrics_port = 0;          // --metrics_port / AZMLINFSRV_METRICS_PORT: the metrics listener; 0: none
 };
 
 // Writes the environment variables the workers read and validates them. Reads and writes the real
 // process environment, as the reference does, so every worker inherits the result.
 Launch apply_flags_to_environment(const Flags& flags, const std::string& cwd);
 
-// Reads the supervision settings (worker timeout, graceful timeout, max_requests, --reload) from the
-// flags and the environment into launch; sets launch.error for a value it cannot use. Runs after
-// apply_flags_to_environment(), whose AZUREML_ENTRY_SCRIPT it reads.
+// Reads the supervision settings (worker timeout, graceful timeout, max_requests, --reload) and the
+// metrics port from the flags and the environment into launch; sets launch.error for a value it cannot
+// use. Runs after apply_flags_to_environment(), whose AZUREML_ENTRY_SCRIPT and ports it reads.
 void apply_supervision_settings(const Flags& flags, Launch& launch);
 
 // The start-up banner of CONTRACT.md 1.7, from the environment apply_flags_to_environment() wrote.

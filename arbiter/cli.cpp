@@ -24,7 +24,7 @@ constexpr const char* kUsage =
     "                  [--config_file CONFIG_FILE] [--python PYTHON]\n"
     "                  [--graceful_timeout SECONDS] [--max_requests N]\n"
     "                  [--max_requests_jitter N] [--reload]\n"
-    "                  [--log_format {text,json}]\n";
+    "                  [--log_format {text,json}] [--metrics_port PORT]\n";
 
 // Our transport flags, after argparse's own lines (help and usage list them as argparse would).
 std::string tunables_usage() {
@@ -86,7 +86,10 @@ std::string options_text() {
       "  --log_format {{text,json}}\n"
       "                        text: the reference's log lines (default); json: one\n"
       "                        JSON object per line, with the request id, for log\n"
-      "                        shippers. Env: AZMLINFSRV_LOG_FORMAT.\n{}",
+      "                        shippers. Env: AZMLINFSRV_LOG_FORMAT.\n"
+      "  --metrics_port PORT   Serve GET /metrics (Prometheus) and GET /ready\n"
+      "                        (readiness) on this port. Default: off. Env:\n"
+      "                        AZMLINFSRV_METRICS_PORT.\n{}",
       description(), tunables_help());
 }
 
@@ -145,7 +148,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   app.allow_extras(false);
   Flags flags;
   std::string entry_script, model_dir, key, port, health_port, worker_count, origins, config_file, python;
-  std::string graceful_timeout, max_requests, max_requests_jitter, log_format;
+  std::string graceful_timeout, max_requests, max_requests_jitter, log_format, metrics_port;
   auto* o_entry = app.add_option("--entry_script", entry_script);
   auto* o_model = app.add_option("--model_dir", model_dir);
   auto* o_key = app.add_option("--appinsights_instrumentation_key", key);
@@ -161,6 +164,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   auto* o_jitter = app.add_option("--max_requests_jitter", max_requests_jitter);
   app.add_flag("--reload", flags.reload);
   auto* o_log_format = app.add_option("--log_format", log_format);
+  auto* o_metrics = app.add_option("--metrics_port", metrics_port);
   std::vector<std::string> tunable_text(worker::tunables().size());
   std::vector<CLI::Option*> tunable_options;
   for (size_t i = 0; i < tunable_text.size(); ++i) {
@@ -168,7 +172,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     tunable_options.back()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   }
   for (auto* o : {o_entry, o_model, o_key, o_port, o_health, o_workers, o_origins, o_config, o_python, o_graceful,
-                  o_max_requests, o_jitter, o_log_format})
+                  o_max_requests, o_jitter, o_log_format, o_metrics})
     o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
   try {
@@ -182,7 +186,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                                              "--port", "--health_port", "--worker_count",
                                              "--access_control_allow_origins", "--config_file", "--python",
                                              "--graceful_timeout", "--max_requests", "--max_requests_jitter",
-                                             "--log_format"};
+                                             "--log_format", "--metrics_port"};
       for (const worker::Tunable& t : worker::tunables()) names.push_back(t.flag);
       for (std::string_view n : names) {
         if (a == n || (a.size() > n.size() && a.substr(0, n.size()) == n && a[n.size()] == '=')) {
@@ -216,6 +220,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   if (o_workers->count())
     if (auto error = parse_int("--worker_count", "validate_worker_count", worker_count, 1, INT32_MAX,
                                flags.worker_count))
+      return fail(*error);
+  if (o_metrics->count())
+    if (auto error = parse_int("--metrics_port", "validate_port", metrics_port, 1, 65535, flags.metrics_port))
       return fail(*error);
   if (o_graceful->count())
     if (auto error = parse_int("--graceful_timeout", "int", graceful_timeout, 0, 86400, flags.graceful_timeout))

@@ -53,6 +53,16 @@ void apply_supervision_settings(const Flags& flags, Launch& launch) {
                             error))
     launch.max_requests_jitter = *v;
   launch.reload = flags.reload;
+  if (flags.metrics_port) launch.metrics_port = *flags.metrics_port;
+  else if (auto v = env_int("AZMLINFSRV_METRICS_PORT", 1, 65535, "it is the port of the metrics listener", error))
+    launch.metrics_port = *v;
+  if (launch.metrics_port && error.empty()) {
+    bool health = launch.separate_health && launch.health_port == launch.metrics_port;
+    if (launch.metrics_port == launch.port || health)
+      error = fmt::format("The metrics port {} is also the {} port. Give --metrics_port (or AZMLINFSRV_METRICS_PORT) "
+                          "a port of its own.",
+                          launch.metrics_port, health ? "health" : "scoring");
+  }
 
   namespace fs = std::filesystem;
   const char* script = getenv("AZUREML_ENTRY_SCRIPT");

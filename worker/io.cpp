@@ -41,6 +41,11 @@ struct Connection {
   bool lingering = false;  // answered with Connection: close; reading what is left before closing
   uint32_t responses = 0;  // responses started; a wait armed before the latest one starts over
   uint32_t wait_mark = 0;  // `responses` when the current wait was armed
+  // Accepted on the metrics listener: only GET /metrics and /ready, not counted in the metrics. It drains
+  // like any connection: one accepted must get its answer before the worker exits.
+  bool metrics = false;
+  MetricRoute route = MetricRoute::other;  // of the request being answered, for the metrics
+  uint64_t received_ns = 0;                // when that request's last byte arrived
 
   explicit Connection(const http::Limits& limits) : parser(limits) {}
 };
@@ -65,6 +70,8 @@ constexpr size_t kMaxPipelinedAhead = 64 * 1024;
 struct Io {
   uv_loop_t loop;
   std::vector<uv_tcp_t*> listeners;
+  uv_tcp_t* metrics_listener = nullptr;  // null: none. Kept after it is closed, so the walkers still skip it
+  bool metrics_listener_closed = false;
   uv_async_t done_async;
   uv_signal_t sigterm, sigint, sigquit;
   uv_timer_t heartbeat;
@@ -77,7 +84,10 @@ struct Io {
   bool exit_when_drained = false;
   uv_timer_t sweep;  // expires connection waits (update_wait)
   JobQueue* queue = nullptr;
+  Table* table = nullptr;
   Slot* slot = nullptr;
+  MetricsWriter metrics;
+  BuildInfo build;
   http::Limits limits;
   size_t connections = 0;
   bool draining = false;
@@ -114,8 +124,17 @@ void note_accept_failure();
 void note_accept_recovered();
 bool refuse_if_no_fds(Connection* c);
 
+void close_metrics_listener() {
+  if (!io->metrics_listener || io->metrics_listener_closed) return;
+  uv_close(reinterpret_cast<uv_handle_t*>(io->metrics_listener), nullptr);
+  io->metrics_listener_closed = true;
+}
+
 // The last connection of a draining worker is gone: the Python thread may stop, and so may the loop.
 void finish_drain() {
+  // Now, not when the loop ends: a probe accepted in this last pass would never be answered (closing
+  // also drops the listener's events already polled). Other workers, if any, still answer probes.
+  close_metrics_listener();
   if (io->exit_when_drained) {
     // run() is stuck in native code and will not come back for the Python thread to stop: leave,
     // after a moment for faulthandler to finish writing the stacks.
@@ -227,7 +246,11 @@ void end_response(Connection* c, const http::Request& r, std::string_view body) 
   if (r.method != "HEAD") c->out.append(body);
 }
 
-void log_access(Connection* c, const http::Request& r, int status, size_t body_sent, std::string_view request_id) {
+// Every answer to a request that was read completely ends here: its count and duration, then the
+// access log line.
+void note_answer(Connection* c, const http::Request& r, int status, size_t body_sent, std::string_view request_id) {
+  count_answer(io->metrics, c->route, status);
+  observe_request_duration(io->metrics, c->route, monotonic_ns() - c->received_ns);
   // The reference's access log drops exactly the records containing "GET / HTTP/1.1".
   if (r.method == "GET" && r.target == "/" && r.version_major == 1 && r.version_minor == 1) return;
   char stamp[40];
@@ -267,11 +290,17 @@ void respond_message(Connection* c, const http::Request& r, int status, std::str
   http::add_header(c->out, "x-ms-run-function-failed", "False");
   if (ids) add_request_headers(c, r, *ids);
   end_response(c, r, body);
-  log_access(c, r, status, r.method == "HEAD" ? 0 : body.size(), ids ? std::string_view(ids->request_id) : "");
+  note_answer(c, r, status, r.method == "HEAD" ? 0 : body.size(), ids ? std::string_view(ids->request_id) : "");
 }
 
+MetricRoute metric_route_of(const http::Request& r);
+
 // Errors the server finds in the bytes themselves: the connection cannot be trusted afterwards.
+// Counted, but not timed: a request that never arrived completely has no duration to speak of.
 void respond_transport_error(Connection* c, const http::ParseError& error) {
+  if (!c->metrics)
+    count_answer(io->metrics, c->parser.head_done() ? metric_route_of(c->parser.request()) : MetricRoute::other,
+                 error.status);
   std::string body = http::json_message(error.message);
   c->close_after_write = true;
   http::begin_response(c->out, error.status, http::reason_phrase(error.status));
@@ -296,6 +325,18 @@ Route route_of(const http::Request& r) {
   if (path == "/swagger.json") return Route::swagger;
   return Route::not_found;
 }
+
+MetricRoute metric_route(Route route) {
+  switch (route) {
+    case Route::health: return MetricRoute::health;
+    case Route::score: return MetricRoute::score;
+    case Route::swagger: return MetricRoute::swagger;
+    case Route::not_found: return MetricRoute::other;
+  }
+  return MetricRoute::other;
+}
+
+MetricRoute metric_route_of(const http::Request& r) { return metric_route(route_of(r)); }
 
 bool method_routed(Route route, std::string_view m) {
   if (m == "GET" || m == "HEAD" || m == "OPTIONS") return true;
@@ -329,7 +370,7 @@ void respond_options(Connection* c, const http::Request& r, const http::RequestI
   http::add_header(c->out, "Allow", "GET, HEAD, OPTIONS");
   add_request_headers(c, r, ids);
   end_response(c, r, "");
-  log_access(c, r, 200, 0, ids.request_id);
+  note_answer(c, r, 200, 0, ids.request_id);
 }
 
 void respond_health(Connection* c, const http::Request& r, const http::RequestIds& ids) {
@@ -340,7 +381,7 @@ void respond_health(Connection* c, const http::Request& r, const http::RequestId
   http::add_header(c->out, "Content-Length", body.size());
   add_request_headers(c, r, ids);
   end_response(c, r, body);
-  log_access(c, r, 200, r.method == "HEAD" ? 0 : body.size(), ids.request_id);
+  note_answer(c, r, 200, r.method == "HEAD" ? 0 : body.size(), ids.request_id);
 }
 
 // GET /swagger.json[?version=V] from the documents built at boot (CONTRACT.md 5.1).
@@ -373,7 +414,7 @@ void respond_swagger(Connection* c, const http::Request& r, const http::RequestI
   add_request_headers(c, r, ids);
   end_response(c, r, sent);
   log_view_request(r, status, ms_since(received_ns), sent.size(), ids.request_id);
-  log_access(c, r, status, r.method == "HEAD" ? 0 : sent.size(), ids.request_id);
+  note_answer(c, r, status, r.method == "HEAD" ? 0 : sent.size(), ids.request_id);
 }
 
 // OPTIONS and HEAD on /score when run() does not take the raw request (CONTRACT.md 3.5).
@@ -387,7 +428,7 @@ void respond_score_without_run(Connection* c, const http::Request& r, const http
     add_request_headers(c, r, ids);
     end_response(c, r, "");
     log_view_request(r, 200, ms_since(received_ns), 0, ids.request_id);
-    log_access(c, r, 200, 0, ids.request_id);
+    note_answer(c, r, 200, 0, ids.request_id);
     return;
   }
   constexpr std::string_view kMessage = "Method not allowed";
@@ -454,7 +495,52 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
   // The reference logs the view's line before the response goes out, the access line after.
   log_view_request(r, resp.status, job->handled_ms, resp.stream ? std::optional<size_t>() : body.size(),
                    ids.request_id);
-  log_access(c, r, resp.status, r.method == "HEAD" || resp.stream ? 0 : body.size(), ids.request_id);
+  note_answer(c, r, resp.status, r.method == "HEAD" || resp.stream ? 0 : body.size(), ids.request_id);
+}
+
+// ---- the metrics listener ------------------------------------------------------------------------------
+
+// Its own answers: no request ids, CORS or access log (scrapes and probes every few seconds would
+// drown the log), and not counted in the metrics they report.
+void respond_probe(Connection* c, const http::Request& r, int status, std::string_view content_type,
+                   std::string_view body) {
+  start_response(c, r, status, http::reason_phrase_upper(status));
+  http::add_header(c->out, "Content-Type", content_type);
+  http::add_header(c->out, "Content-Length", body.size());
+  if (status == 405) http::add_header(c->out, "Allow", "GET, HEAD");
+  end_response(c, r, body);
+}
+
+// Readiness, not liveness: a stopping worker is alive (it finishes its requests) but says here that new
+// traffic should go elsewhere.
+void respond_ready(Connection* c, const http::Request& r) {
+  bool server_stopping = io->table->stopping.load(std::memory_order_relaxed);
+  if (!io->draining && !server_stopping)
+    return respond_probe(c, r, 200, "application/json", R"({"status": "ready"})");
+  // A worker draining alone closed its metrics listener: only a connection accepted before gets this.
+  std::string_view body =
+      server_stopping
+          ? R"({"status": "stopping", "message": "The server is stopping: it finishes the requests it has and )"
+            R"(takes no new ones. Send new requests to another replica."})"
+          : R"({"status": "stopping", "message": "This worker is being replaced: it finishes the requests it )"
+            R"(has and takes no new ones; the other workers go on serving."})";
+  c->close_after_write = true;  // also before this worker has seen its TERM: the server is going away
+  respond_probe(c, r, 503, "application/json", body);
+}
+
+void respond_metrics_listener(Connection* c, const http::Request& r) {
+  std::string path = http::normalize_path(r.path());
+  if (path != "/metrics" && path != "/ready")
+    return respond_probe(c, r, 404, "application/json",
+                         http::json_message("The metrics port serves only GET /metrics and GET /ready; scoring, "
+                                            "swagger and liveness (GET /) are on the scoring port."));
+  if (r.method != "GET" && r.method != "HEAD")
+    return respond_probe(c, r, 405, "application/json",
+                         http::json_message("The method is not allowed for the requested URL."));
+  if (path == "/ready") return respond_ready(c, r);
+  std::string body;
+  render_metrics(body, *io->table, io->build, read_worker_memory(*io->table));
+  respond_probe(c, r, 200, kMetricsContentType, body);
 }
 
 // Answers a parsed request or hands it to Python; true when the answer is already in c->out.
@@ -462,7 +548,13 @@ bool handle_request(Connection* c) {
   http::Request& r = c->parser.request();
   uint64_t received_ns = monotonic_ns();
   c->had_request = true;
+  if (c->metrics) {
+    respond_metrics_listener(c, r);
+    return true;
+  }
   Route route = route_of(r);
+  c->route = metric_route(route);
+  c->received_ns = received_ns;
   if (route == Route::not_found) {
     respond_message(c, r, 404,
                     "The requested URL was not found on the server. If you entered the URL manually please check your "
@@ -622,7 +714,12 @@ void on_jobs_done(uv_async_t*) {
     bool streamed = job->response.stream != nullptr;
     bool last_event = event.kind == Completion::Kind::end || event.kind == Completion::Kind::abort ||
                       (event.kind == Completion::Kind::response && !streamed);
-    if (last_event) --io->jobs_outstanding;
+    if (last_event) {
+      --io->jobs_outstanding;
+      set_in_flight(io->metrics, static_cast<uint32_t>(io->jobs_outstanding));
+    }
+    if (event.kind == Completion::Kind::response)  // even when its client was answered already: run() took this long
+      observe_run_duration(io->metrics, static_cast<uint64_t>(job->handled_ms * 1e6));
     if (!job->connection) {  // answered already (stuck past a deadline); run()'s result comes too late
       if (last_event) delete job;
       continue;
@@ -656,9 +753,12 @@ void on_connection(uv_stream_t* listener, int status) {
     note_accept_failure();
     return;
   }
-  if (status < 0 || io->draining) return;
+  // While the whole server stops, the metrics listener stays open so that /ready can say so.
+  bool metrics = listener == reinterpret_cast<uv_stream_t*>(io->metrics_listener);
+  if (status < 0 || (io->draining && !metrics)) return;
   auto* c = new Connection(io->limits);
   uv_tcp_init(&io->loop, &c->tcp);
+  c->metrics = metrics;
   ++io->connections;
   if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
     close_connection(c);
@@ -821,6 +921,7 @@ bool refuse_if_no_fds(Connection* c) {
     return false;
   }
   note_accept_failure();
+  if (!c->metrics) count_answer(io->metrics, MetricRoute::other, 503);
   std::string body = http::json_message(
       "The server is out of file descriptors and cannot take more connections now. Retry shortly.");
   http::begin_response(c->out, 503, http::reason_phrase(503));
@@ -890,10 +991,14 @@ void adopt_backlog(uv_tcp_t* listener) {
   }
 }
 
-void close_silent(uv_handle_t* handle, void*) {
-  if (handle->type != UV_TCP || uv_is_closing(handle)) return;
+bool is_listener(uv_handle_t* handle) {
   for (uv_tcp_t* l : io->listeners)
-    if (reinterpret_cast<uv_handle_t*>(l) == handle) return;
+    if (reinterpret_cast<uv_handle_t*>(l) == handle) return true;
+  return reinterpret_cast<uv_handle_t*>(io->metrics_listener) == handle;
+}
+
+void close_silent(uv_handle_t* handle, void*) {
+  if (handle->type != UV_TCP || uv_is_closing(handle) || is_listener(handle)) return;
   auto* c = reinterpret_cast<Connection*>(handle);
   if (!c->job && !c->parser.in_progress() && c->pending_writes == 0) close_connection(c);
 }
@@ -902,10 +1007,8 @@ void close_silent(uv_handle_t* handle, void*) {
 void on_drain_grace(uv_timer_t*) { uv_walk(&io->loop, close_silent, nullptr); }
 
 void close_idle(uv_handle_t* handle, void*) {
-  if (handle->type != UV_TCP) return;
+  if (handle->type != UV_TCP || is_listener(handle)) return;
   auto* c = reinterpret_cast<Connection*>(handle);
-  for (uv_tcp_t* l : io->listeners)
-    if (reinterpret_cast<uv_handle_t*>(l) == handle) return;
   // A connection that has not sent its first request yet was accepted a moment ago: its request is on
   // the way, so it gets drain_grace to arrive (closing it now would fail a request the client sent).
   if (!c->job && !c->parser.in_progress() && c->pending_writes == 0 && c->had_request) close_connection(c);
@@ -917,6 +1020,9 @@ void begin_drain() {
   io->draining = true;
   for (uv_tcp_t* l : io->listeners) adopt_backlog(l);
   for (uv_tcp_t* l : io->listeners) uv_close(reinterpret_cast<uv_handle_t*>(l), nullptr);
+  // A worker leaving alone (a reload, a replacement) stops taking probes, so they reach the workers that
+  // stay; when the whole server stops, every worker keeps answering them: /ready says 503 until the end.
+  if (!io->table->stopping.load()) close_metrics_listener();
   uv_walk(&io->loop, close_idle, nullptr);
   uv_timer_start(&io->drain_grace, on_drain_grace, kDrainGraceMs, 0);
   if (io->connections == 0) finish_drain();
@@ -967,7 +1073,7 @@ bool answer_running_job(Job* expected, std::string_view message) {
   add_request_headers(c, r, job->ids);
   end_response(c, r, body);
   log_view_request(r, 500, ms_since(job->received_ns), body.size(), job->ids.request_id);
-  log_access(c, r, 500, r.method == "HEAD" ? 0 : body.size(), job->ids.request_id);
+  note_answer(c, r, 500, r.method == "HEAD" ? 0 : body.size(), job->ids.request_id);
   stop_reading(c);
   flush(c);
   return true;
@@ -1003,6 +1109,7 @@ void on_deadline_tick(uv_timer_t* timer) {
 
 void watch_deadlines() {
   ++io->jobs_outstanding;
+  set_in_flight(io->metrics, static_cast<uint32_t>(io->jobs_outstanding));
   if (io->scoring_timeout_ms > 0 && !uv_is_active(reinterpret_cast<uv_handle_t*>(&io->deadline_watch)))
     uv_timer_start(&io->deadline_watch, on_deadline_tick, kDeadlineTickMs, kDeadlineTickMs);
 }
@@ -1035,7 +1142,11 @@ void io_main() {
 void start_io(const Options& options, JobQueue& queue) {
   io = new Io;
   io->queue = &queue;
+  io->table = options.table;
   io->slot = &options.table->slots[options.slot];
+  attach_metrics(io->metrics, io->slot->metrics);
+  io->build.version = AZMLINFSRV_VERSION;
+  io->build.python = bridge::python_version();
   if (const char* v = getenv("HTTP_X_MS_SERVER_VERSION")) io->server_version = v;
   if (const char* v = getenv("AML_CORS_ORIGINS")) io->cors = http::CorsPolicy::parse(v);
   uv_loop_init(&io->loop);
@@ -1051,6 +1162,18 @@ void start_io(const Options& options, JobQueue& queue) {
       _exit(1);
     }
     io->listeners.push_back(l);
+  }
+  if (options.metrics_fd >= 0) {
+    auto* l = new uv_tcp_t;
+    uv_tcp_init(&io->loop, l);
+    if (uv_tcp_open(l, options.metrics_fd) != 0 ||
+        uv_listen(reinterpret_cast<uv_stream_t*>(l), kBacklog, on_connection) != 0) {
+      logline::write(logline::Stream::out, logline::Level::critical, "azmlinfsrv",
+                     fmt::format("Worker {} cannot accept on the metrics listener (fd {}); it exits.", getpid(),
+                                 options.metrics_fd));
+      _exit(1);
+    }
+    io->metrics_listener = l;
   }
   uv_signal_init(&io->loop, &io->sigterm);
   uv_signal_init(&io->loop, &io->sigint);

@@ -98,6 +98,7 @@ void run(const Options& options) {
   slot.heartbeat_ns.store(monotonic_ns());
   slot.run_started_ns.store(0);
   slot.requests_served.store(0);
+  slot.metrics.in_flight.store(0);  // the gauge of a predecessor that died with requests out
   slot.state.store(SlotState::booting);
 
   bridge::BootOptions boot;
@@ -112,7 +113,9 @@ void run(const Options& options) {
   if (!bridge::boot(boot)) _exit(kExitBootFailed);
   // After boot, over the faulthandler boot enabled: a crash answers the client, then dumps the stack.
   JobQueue queue;
-  install_crash_responder(queue, options.listen_fds);
+  std::vector<int> listeners = options.listen_fds;
+  if (options.metrics_fd >= 0) listeners.push_back(options.metrics_fd);  // a dying worker answers no probe either
+  install_crash_responder(queue, listeners);
 
   start_io(options, queue);
   slot.state.store(SlotState::ready);
