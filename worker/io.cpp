@@ -513,19 +513,15 @@ void respond_probe(Connection* c, const http::Request& r, int status, std::strin
 
 // Readiness, not liveness: a stopping worker is alive (it finishes its requests) but says here that new
 // traffic should go elsewhere.
+// Readiness is the pod's, not this worker's: a worker being replaced alone (reload, max_requests, a
+// timeout) still says ready, since its replacements and siblings serve; only a stopping server says 503.
 void respond_ready(Connection* c, const http::Request& r) {
-  bool server_stopping = io->table->stopping.load(std::memory_order_relaxed);
-  if (!io->draining && !server_stopping)
+  if (!io->table->stopping.load(std::memory_order_relaxed))
     return respond_probe(c, r, 200, "application/json", R"({"status": "ready"})");
-  // A worker draining alone closed its metrics listener: only a connection accepted before gets this.
-  std::string_view body =
-      server_stopping
-          ? R"({"status": "stopping", "message": "The server is stopping: it finishes the requests it has and )"
-            R"(takes no new ones. Send new requests to another replica."})"
-          : R"({"status": "stopping", "message": "This worker is being replaced: it finishes the requests it )"
-            R"(has and takes no new ones; the other workers go on serving."})";
   c->close_after_write = true;  // also before this worker has seen its TERM: the server is going away
-  respond_probe(c, r, 503, "application/json", body);
+  respond_probe(c, r, 503, "application/json",
+                R"({"status": "stopping", "message": "The server is stopping: it finishes the requests it has and )"
+                R"(takes no new ones. Send new requests to another replica."})");
 }
 
 void respond_metrics_listener(Connection* c, const http::Request& r) {
