@@ -296,21 +296,28 @@ void respond_message(Connection* c, const http::Request& r, int status, std::str
 MetricRoute metric_route_of(const http::Request& r);
 
 // Errors the server finds in the bytes themselves: the connection cannot be trusted afterwards.
+
+// An answer the server makes itself about the connection (malformed input, limits, no descriptors):
+// JSON, gunicorn's title-case reason, and the connection closes after it.
+void append_server_error(std::string& out, int status, std::string_view message) {
+  std::string body = http::json_message(message);
+  http::begin_response(out, status, http::reason_phrase(status));
+  http::add_header(out, "Server", "azmlinfsrv");
+  http::add_date_header(out);
+  http::add_header(out, "Connection", "close");
+  http::add_header(out, "Content-Type", "application/json");
+  http::add_header(out, "Content-Length", body.size());
+  http::end_head(out);
+  out.append(body);
+}
+
 // Counted, but not timed: a request that never arrived completely has no duration to speak of.
 void respond_transport_error(Connection* c, const http::ParseError& error) {
   if (!c->metrics)
     count_answer(io->metrics, c->parser.head_done() ? metric_route_of(c->parser.request()) : MetricRoute::other,
                  error.status);
-  std::string body = http::json_message(error.message);
   c->close_after_write = true;
-  http::begin_response(c->out, error.status, http::reason_phrase(error.status));
-  http::add_header(c->out, "Server", "azmlinfsrv");
-  http::add_date_header(c->out);
-  http::add_header(c->out, "Connection", "close");
-  http::add_header(c->out, "Content-Type", "application/json");
-  http::add_header(c->out, "Content-Length", body.size());
-  http::end_head(c->out);
-  c->out.append(body);
+  append_server_error(c->out, error.status, error.message);
   flush(c);
 }
 
@@ -918,16 +925,8 @@ bool refuse_if_no_fds(Connection* c) {
   }
   note_accept_failure();
   if (!c->metrics) count_answer(io->metrics, MetricRoute::other, 503);
-  std::string body = http::json_message(
-      "The server is out of file descriptors and cannot take more connections now. Retry shortly.");
-  http::begin_response(c->out, 503, http::reason_phrase(503));
-  http::add_header(c->out, "Server", "azmlinfsrv");
-  http::add_date_header(c->out);
-  http::add_header(c->out, "Connection", "close");
-  http::add_header(c->out, "Content-Type", "application/json");
-  http::add_header(c->out, "Content-Length", body.size());
-  http::end_head(c->out);
-  c->out.append(body);
+  append_server_error(c->out, 503,
+                      "The server is out of file descriptors and cannot take more connections now. Retry shortly.");
   uv_buf_t buf = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
   uv_try_write(reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1);  // best effort: a new socket takes it all
   close_connection(c);
