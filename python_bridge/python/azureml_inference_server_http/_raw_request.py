@@ -57,6 +57,16 @@ def make_request(method, target, headers, body, remote_addr, server_port, protoc
     return StandInRequest(environ, body)
 
 
+def _converted(value, type, default):
+    """Werkzeug's get(key, default, type): the value through type(), or default when that fails."""
+    if type is None:
+        return value
+    try:
+        return type(value)
+    except (ValueError, TypeError):
+        return default
+
+
 class _MultiDict(dict):
     """Keys map to their first value; getlist() gives all, as Werkzeug's MultiDict does."""
 
@@ -72,15 +82,7 @@ class _MultiDict(dict):
         return list(self._lists.get(key, []))
 
     def get(self, key, default=None, type=None):
-        if key not in self:
-            return default
-        value = self[key]
-        if type is None:
-            return value
-        try:
-            return type(value)
-        except (ValueError, TypeError):
-            return default
+        return _converted(self[key], type, default) if key in self else default
 
     def items(self, multi=False):
         if multi:
@@ -108,12 +110,7 @@ class _Headers:
     def get(self, key, default=None, type=None):
         for name, value in self._pairs:
             if name.lower() == key.lower():
-                if type is None:
-                    return value
-                try:
-                    return type(value)
-                except (ValueError, TypeError):
-                    return default
+                return _converted(value, type, default)
         return default
 
     def __getitem__(self, key):
