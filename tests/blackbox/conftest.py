@@ -294,6 +294,21 @@ class ServerFactory:
                 pass
 
 
+def ready_pids(s):
+    return [int(p) for p in re.findall(r"Worker with pid (\d+) ready for serving traffic", s.stdout())]
+
+
+def wait_workers(s, n, timeout=10.0, exclude=()):
+    """Waits until n children of the arbiter, none in exclude, have logged that they are ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kids = s.workers() - set(exclude)
+        if len(kids) == n and kids <= set(ready_pids(s)):
+            return kids
+        time.sleep(0.05)
+    raise AssertionError(f"expected {n} ready workers, have {s.workers()}\n{s.logs()}")
+
+
 @pytest.fixture
 def server(tmp_path_factory):
     """Function-scoped factory: server.start(...) -> Server; every server is stopped after the test."""

@@ -9,7 +9,7 @@ import threading
 import time
 
 from bb_http import request
-from conftest import free_port, run_cli
+from conftest import free_port, run_cli, wait_workers
 
 MISBEHAVES = "misbehaves.py"  # run(): {"pid": ...}; "sleep:S", "segv", ...
 TEXT = {"Content-Type": "text/plain"}
@@ -103,20 +103,6 @@ def counter_samples(families):
             for n, l, v in f["samples"]:
                 out[(n, tuple(sorted(l.items())))] = v
     return out
-
-
-def ready_pids(s):
-    return [int(p) for p in re.findall(r"Worker with pid (\d+) ready for serving traffic", s.stdout())]
-
-
-def wait_workers(s, n, timeout=10.0, exclude=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        kids = s.workers() - set(exclude)
-        if len(kids) == n and kids <= set(ready_pids(s)):
-            return kids
-        time.sleep(0.05)
-    raise AssertionError(f"expected {n} ready workers, have {s.workers()}\n{s.logs()}")
 
 
 def start(server, *args, script=MISBEHAVES, workers=2, env=None):

@@ -7,7 +7,7 @@ import threading
 import time
 
 from bb_http import request
-from conftest import FIXTURES
+from conftest import wait_workers
 
 MISBEHAVES = "misbehaves.py"
 TEXT = {"Content-Type": "text/plain"}
@@ -23,21 +23,6 @@ def line_of(path, needle):
             if needle in line:
                 return number
     raise AssertionError(f"{needle!r} not in {path}")
-
-
-def ready_pids(s):
-    return [int(p) for p in re.findall(r"Worker with pid (\d+) ready for serving traffic", s.stdout())]
-
-
-def wait_workers(s, n, timeout=10.0, exclude=()):
-    """Waits until n children of the arbiter, none in exclude, have logged that they are ready."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        kids = s.workers() - set(exclude)
-        if len(kids) == n and kids <= set(ready_pids(s)):
-            return kids
-        time.sleep(0.05)
-    raise AssertionError(f"expected {n} ready workers, have {s.workers()}\n{s.logs()}")
 
 
 class Load:
