@@ -125,6 +125,17 @@ class Conn:
         data, self.buf = self.buf[:n], self.buf[n:]
         return data
 
+    def read_chunk(self, deadline):
+        """The next chunk of a chunked body, or None at its end (after the trailers)."""
+        size = int(self._readline(deadline).split(b";")[0].strip(), 16)
+        if size == 0:
+            while self._readline(deadline) != b"":  # trailers until the empty line
+                pass
+            return None
+        data = self._readn(size, deadline)
+        assert self._readn(2, deadline) == b"\r\n", "bad chunk terminator"
+        return data
+
     def read_response(self, head=False, timeout=None):
         deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
         while b"\r\n\r\n" not in self.buf:
@@ -144,16 +155,8 @@ class Conn:
         te = ",".join(resp.all("transfer-encoding")).lower()
         if "chunked" in te:
             chunks = []
-            while True:
-                size_line = self._readline(deadline)
-                size = int(size_line.split(b";")[0].strip(), 16)
-                if size == 0:
-                    # trailers until empty line
-                    while self._readline(deadline) != b"":
-                        pass
-                    break
-                chunks.append(self._readn(size, deadline))
-                assert self._readn(2, deadline) == b"\r\n", "bad chunk terminator"
+            while (chunk := self.read_chunk(deadline)) is not None:
+                chunks.append(chunk)
             resp.chunks = chunks
             resp.body = b"".join(chunks)
         elif resp.has("content-length"):

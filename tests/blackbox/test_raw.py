@@ -127,16 +127,9 @@ def test_c42_raw_invalid_json(raw_server):
 def read_chunks_timed(conn, deadline):
     """Read a chunked body from conn, returning [(payload, arrival monotonic time)]."""
     out = []
-    while True:
-        size_line = conn._readline(deadline)
-        size = int(size_line.split(b";")[0].strip(), 16)
-        if size == 0:
-            while conn._readline(deadline) != b"":
-                pass
-            return out
-        data = conn._readn(size, deadline)
+    while (data := conn.read_chunk(deadline)) is not None:
         out.append((data, time.monotonic()))
-        assert conn._readn(2, deadline) == b"\r\n"
+    return out
 
 
 def read_head(conn, deadline):
