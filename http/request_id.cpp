@@ -1,6 +1,9 @@
 // The request-id rules of CONTRACT.md 3.3, and native UUID4s for them.
+#include <pthread.h>
 #include <sys/random.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include "http.h"
 
@@ -31,6 +34,11 @@ struct Xoshiro {
     return result;
   }
 };
+
+// Bumped in every forked child, so that a child does not repeat its parent's sequence; asking getpid()
+// per id instead would be one system call per request.
+std::atomic<unsigned> fork_generation{1};
+[[maybe_unused]] const int fork_watch = pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1); });
 
 }  // namespace
 
@@ -63,15 +71,15 @@ RequestIds resolve_request_ids(const Request& request) {
 
 std::string new_uuid4() {
   thread_local Xoshiro rng;
-  thread_local pid_t seeded_for = 0;
-  if (seeded_for != getpid()) {  // a forked child must not repeat its parent's sequence
+  thread_local unsigned seeded_for = 0;
+  if (seeded_for != fork_generation.load(std::memory_order_relaxed)) {
     if (getrandom(rng.s, sizeof rng.s, 0) != sizeof rng.s) {
       rng.s[0] = static_cast<uint64_t>(getpid()) * 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(time(nullptr));
       rng.s[1] = reinterpret_cast<uintptr_t>(&rng) | 1;
       rng.s[2] = 0x243F6A8885A308D3ull;
       rng.s[3] = 0x13198A2E03707344ull;
     }
-    seeded_for = getpid();
+    seeded_for = fork_generation.load(std::memory_order_relaxed);
   }
   uint64_t hi = rng.next(), lo = rng.next();
   hi = (hi & ~0xF000ull) | 0x4000ull;                 // version 4

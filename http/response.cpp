@@ -1,4 +1,5 @@
 // Response heads written into a caller-owned buffer, and the JSON string escaping of Python's json.dumps.
+#include <charconv>
 #include <ctime>
 #include <mutex>
 
@@ -102,8 +103,22 @@ std::string_view reason_phrase_upper(int status) {
   return s ? s->upper : "UNKNOWN";
 }
 
+namespace {
+
+void append_decimal(std::string& out, long long value) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, end);
+}
+
+}  // namespace
+
 void begin_response(std::string& out, int status, std::string_view reason) {
-  fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", status, reason);
+  out.append("HTTP/1.1 ", 9);
+  append_decimal(out, status);
+  out += ' ';
+  out.append(reason);
+  out.append("\r\n", 2);
 }
 
 void add_header(std::string& out, std::string_view name, std::string_view value) {
@@ -114,7 +129,10 @@ void add_header(std::string& out, std::string_view name, std::string_view value)
 }
 
 void add_header(std::string& out, std::string_view name, size_t value) {
-  fmt::format_to(std::back_inserter(out), "{}: {}\r\n", name, value);
+  out.append(name);
+  out.append(": ", 2);
+  append_decimal(out, static_cast<long long>(value));
+  out.append("\r\n", 2);
 }
 
 void add_date_header(std::string& out) {

@@ -15,7 +15,6 @@ namespace py = pybind11;
 namespace bridge {
 
 namespace embedded {
-std::atomic<bool> timeout_raised{false};
 
 Entry& entry() {
   static Entry* e = new Entry;  // never destroyed: Python objects must not outlive the interpreter
@@ -144,8 +143,9 @@ bool boot(const BootOptions& options) {
       return false;
     }
     py::object server_module = server;
-    // _raise_timeout calls this, so the I/O thread can tell a run() unwinding from one stuck in C.
-    server.attr("_native_timeout_hook") = py::cpp_function([] { embedded::timeout_raised.store(true); });
+    // _raise_timeout asks this whether the run() in progress is past its deadline; a yes also tells the
+    // I/O thread that run() is unwinding, not stuck in C.
+    server.attr("_native_deadline_passed") = py::cpp_function([] { return embedded::scoring_deadline_passed(); });
     e.server = server.release().ptr();
     e.loaded = py::object(loaded).release().ptr();
     e.run = py::object(loaded.attr("run")).release().ptr();

@@ -1,7 +1,5 @@
 // The hot path: one request in, run() called by keyword under the scoring timeout, one response out.
 // Plain CPython API here, since every call counts; the rare paths go back to _server.py.
-#include <sys/time.h>
-
 #include <chrono>
 #include <utility>
 #include <string>
@@ -222,29 +220,20 @@ PyObject* build_arguments(const ScoreRequest& req, ScoreResponse& resp) {
 }
 
 // The scoring timeout: SIGALRM reaches the main thread (the I/O thread blocks all signals) and the
-// handler _server installed raises TimeoutError inside run(), as the reference does.
+// handler _server installed raises TimeoutError inside run(), as the reference does. One interval timer
+// serves many calls: setting and clearing it around each run() would cost two system calls per request.
+// It is armed when a run() starts and none is pending; when it fires, scoring_deadline_passed() decides:
+// the running run() is past its deadline (raise), or it began later (re-arm for what is left), or none
+// runs (stay idle until the next run() arms it).
 class ScoringTimer {
  public:
-  explicit ScoringTimer(long ms) : armed_(ms > 0) {
+  explicit ScoringTimer(long ms) {
     embedded::timeout_raised.store(false);
-    if (!armed_) return;
-    struct itimerval t {};
-    t.it_value.tv_sec = ms / 1000;
-    t.it_value.tv_usec = (ms % 1000) * 1000;
-    setitimer(ITIMER_REAL, &t, nullptr);
+    if (ms <= 0) return;
+    embedded::run_deadline_ns = embedded::monotonic_ns() + static_cast<uint64_t>(ms) * 1000000ull;
+    if (!embedded::alarm_pending) embedded::arm_alarm(static_cast<uint64_t>(ms) * 1000000ull);
   }
-  // Disarms; a signal that fired after run() returned must not raise somewhere later.
-  void disarm(bool run_succeeded) {
-    if (!armed_) return;
-    armed_ = false;
-    struct itimerval t {};
-    setitimer(ITIMER_REAL, &t, nullptr);
-    if (run_succeeded && PyErr_CheckSignals() < 0) PyErr_Clear();
-  }
-  ~ScoringTimer() { disarm(false); }
-
- private:
-  bool armed_;
+  ~ScoringTimer() { embedded::run_deadline_ns = 0; }
 };
 
 void take_response_object(PyObject* output, ScoreResponse& resp) {
@@ -403,11 +392,13 @@ void score(const ScoreRequest& req, ScoreResponse& resp) {
     }
   }
 
-  ScoringTimer timer(e.scoring_timeout_ms);
   auto started = std::chrono::steady_clock::now();
-  Ref output(PyObject_Call(e.run, e.empty_tuple, kwargs.get()));
+  Ref output;
+  {
+    ScoringTimer timer(e.scoring_timeout_ms);
+    output = Ref(PyObject_Call(e.run, e.empty_tuple, kwargs.get()));
+  }
   auto finished = std::chrono::steady_clock::now();
-  timer.disarm(static_cast<bool>(output));
 
   if (!output) {
     bool timed_out = PyErr_ExceptionMatches(e.timeout_error);

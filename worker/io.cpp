@@ -11,6 +11,7 @@
 #include <optional>
 #include <thread>
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include "../log/log.h"
@@ -102,6 +103,10 @@ struct Io {
   uint64_t fd_reserve = 0;
   std::thread thread;
   uv_prepare_t flush_logs;
+  uv_check_t hand_off;             // gives the Python thread the pass's jobs at once (one wake-up)
+  std::vector<Job*> for_python;    // jobs read in this loop pass, in order
+  std::vector<Completion> done;    // on_jobs_done's batch; kept to keep its capacity
+  std::string log_scratch;  // a request line's message while it is built
   char read_buffer[64 * 1024];
 };
 
@@ -246,6 +251,21 @@ void end_response(Connection* c, const http::Request& r, std::string_view body) 
   if (r.method != "HEAD") c->out.append(body);
 }
 
+// gunicorn's access-log time, "[25/Nov/2026:23:17:17 +0000]", formatted once per second.
+std::string_view access_log_time() {
+  static time_t cached_second = -1;  // I/O thread only
+  static char text[32];
+  static size_t length = 0;
+  time_t now = time(nullptr);
+  if (now != cached_second) {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    length = strftime(text, sizeof text, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    cached_second = now;
+  }
+  return {text, length};
+}
+
 // Every answer to a request that was read completely ends here: its count and duration, then the
 // access log line.
 void note_answer(Connection* c, const http::Request& r, int status, size_t body_sent, std::string_view request_id) {
@@ -253,29 +273,29 @@ void note_answer(Connection* c, const http::Request& r, int status, size_t body_
   observe_request_duration(io->metrics, c->route, monotonic_ns() - c->received_ns);
   // The reference's access log drops exactly the records containing "GET / HTTP/1.1".
   if (r.method == "GET" && r.target == "/" && r.version_major == 1 && r.version_minor == 1) return;
-  char stamp[40];
-  time_t now = time(nullptr);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(stamp, sizeof stamp, "%d/%b/%Y:%H:%M:%S +0000", &tm);
   const std::string* agent = r.find_header("user-agent");
   const std::string* referer = r.find_header("referer");
-  std::string sent = body_sent ? std::to_string(body_sent) : "-";
-  logline::write(logline::Stream::out, logline::Level::info, "gunicorn.access",
-                 fmt::format("{} - - [{}] \"{} {} HTTP/{}.{}\" {} {} \"{}\" \"{}\"", c->peer, stamp, r.method, r.target,
-                             r.version_major, r.version_minor, status, sent, referer ? *referer : "-",
-                             agent ? *agent : "-"),
-                 request_id);
+  std::string& line = io->log_scratch;
+  line.clear();
+  fmt::format_to(std::back_inserter(line), FMT_COMPILE("{} - - [{}] \"{} {} HTTP/{}.{}\" {} "), c->peer,
+                 access_log_time(), r.method, r.target, r.version_major, r.version_minor, status);
+  if (body_sent) fmt::format_to(std::back_inserter(line), FMT_COMPILE("{}"), body_sent);
+  else line += '-';
+  fmt::format_to(std::back_inserter(line), FMT_COMPILE(" \"{}\" \"{}\""), referer ? *referer : "-",
+                 agent ? *agent : "-");
+  logline::write(logline::Stream::out, logline::Level::info, "gunicorn.access", line, request_id);
 }
 
 // The azmlinfsrv line for requests that reached the score or swagger view (CONTRACT.md 6.3).
 // A streamed body's length is unknown when the line is written: "N/A", as the reference logs it.
 void log_view_request(const http::Request& r, int status, double ms, std::optional<size_t> length,
                       std::string_view request_id) {
-  logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
-                 fmt::format("{} {} {} {:.3f}ms {}", r.method, r.target, status, ms,
-                             length ? std::to_string(*length) : std::string("N/A")),
-                 request_id);
+  std::string& line = io->log_scratch;
+  line.clear();
+  fmt::format_to(std::back_inserter(line), FMT_COMPILE("{} {} {} {:.3f}ms "), r.method, r.target, status, ms);
+  if (length) fmt::format_to(std::back_inserter(line), FMT_COMPILE("{}"), *length);
+  else line += "N/A";
+  logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv", line, request_id);
 }
 
 double ms_since(uint64_t start_ns) { return static_cast<double>(monotonic_ns() - start_ns) / 1e6; }
@@ -496,7 +516,11 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
       http::add_header(c->out, resp.headers[i].first, resp.headers[i].second);
     }
   }
-  if (resp.has_exec_ms) http::add_header(c->out, "x-ms-run-fn-exec-ms", fmt::format("{:.3f}", resp.exec_ms));
+  if (resp.has_exec_ms) {
+    char ms[32];
+    auto end = fmt::format_to_n(ms, sizeof ms, FMT_COMPILE("{:.3f}"), resp.exec_ms).out;
+    http::add_header(c->out, "x-ms-run-fn-exec-ms", std::string_view(ms, static_cast<size_t>(end - ms)));
+  }
   add_request_headers(c, r, ids);
   end_response(c, r, resp.stream ? std::string_view{} : std::string_view(body));  // chunks follow
   // The reference logs the view's line before the response goes out, the access line after.
@@ -596,7 +620,7 @@ bool handle_request(Connection* c) {
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) == 0) job->fd = fd;
   c->job = job;
   watch_deadlines();
-  io->queue->push(job);
+  io->for_python.push_back(job);
   return false;
 }
 
@@ -707,7 +731,7 @@ void write_chunk(Connection* c, const Job* job, std::string_view data) {
 }
 
 void on_jobs_done(uv_async_t*) {
-  std::vector<Completion> done;
+  std::vector<Completion>& done = io->done;
   {
     std::lock_guard<std::mutex> lock(io->queue->mutex);
     done.swap(io->queue->done);
@@ -749,6 +773,7 @@ void on_jobs_done(uv_async_t*) {
         break;
     }
   }
+  done.clear();
 }
 
 void on_connection(uv_stream_t* listener, int status) {
@@ -1125,9 +1150,18 @@ void on_heartbeat(uv_timer_t*) { io->slot->heartbeat_ns.store(monotonic_ns(), st
 // Request lines wait in the I/O thread's buffer and go out once per loop pass, before the loop blocks.
 void on_loop_pass_end(uv_prepare_t*) { logline::flush(); }
 
+// Right after the loop has handled what the poll returned: all of it goes to Python in one hand-off,
+// so a burst of requests costs the Python thread one wake-up, not one each.
+void on_poll_handled(uv_check_t*) {
+  if (io->for_python.empty()) return;
+  io->queue->push(io->for_python);
+  io->for_python.clear();
+}
+
 void io_main() {
   logline::buffer_this_thread();
   uv_prepare_start(&io->flush_logs, on_loop_pass_end);
+  uv_check_start(&io->hand_off, on_poll_handled);
   uv_run(&io->loop, UV_RUN_DEFAULT);
   logline::flush();
 }
@@ -1147,6 +1181,7 @@ void start_io(const Options& options, JobQueue& queue) {
   uv_loop_init(&io->loop);
   uv_async_init(&io->loop, &io->done_async, on_jobs_done);
   uv_prepare_init(&io->loop, &io->flush_logs);
+  uv_check_init(&io->loop, &io->hand_off);
   queue.done_async = &io->done_async;
   for (int fd : options.listen_fds) {
     auto* l = new uv_tcp_t;

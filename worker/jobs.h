@@ -46,8 +46,8 @@ struct Completion {
   std::string data;  // a chunk's bytes
 };
 
-// Jobs go to the Python thread through `pending` (mutex and condition variable); results come back
-// through `done` and one uv_async wake-up, however many finished meanwhile.
+// Jobs go to the Python thread through `pending` (mutex and condition variable), a loop pass's worth at
+// a time; results come back through `done` and one uv_async wake-up, however many finished meanwhile.
 struct JobQueue {
   std::mutex mutex;
   std::condition_variable wake_python;
@@ -59,10 +59,10 @@ struct JobQueue {
   // thread, holding `mutex`, knows whether a job still waits for run().
   std::atomic<Job*> running{nullptr};
 
-  void push(Job* job) {
+  void push(const std::vector<Job*>& jobs) {
     {
       std::lock_guard<std::mutex> lock(mutex);
-      pending.push_back(job);
+      pending.insert(pending.end(), jobs.begin(), jobs.end());
     }
     wake_python.notify_one();
   }

@@ -50,6 +50,22 @@ def test_c30_timeout_swallowed_by_script(responses_server):
     assert r.json() == {"swallowed": True}
 
 
+def test_c30_timeout_counts_from_each_runs_own_start(responses_server):
+    # One interval timer serves many run() calls (no system call per request): it was armed for an
+    # earlier call, so it fires inside a later one, which must get its own full SCORING_TIMEOUT_MS.
+    assert post(responses_server, "sleep:0.01").status == 200
+    time.sleep(0.3)
+    r = post(responses_server, "sleep:0.4")  # spans the first call's deadline, ends before its own
+    assert r.status == 200 and r.json() == {"slept": 0.4}, r
+    for _ in range(3):  # the re-armed timer still stops a call at its own deadline, every time
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        r = post(responses_server, "sleep:2")
+        elapsed = time.monotonic() - t0
+        assert r.status == 500 and r.body == b'{"message": "Scoring timeout after 500 ms"}', r
+        assert 0.45 <= elapsed < 1.2, f"timeout answered after {elapsed:.3f}s, expected about 0.5s"
+
+
 def test_c31_amlresponse_text(responses_server):
     r = post(responses_server, "c31")
     assert r.status == 444, r

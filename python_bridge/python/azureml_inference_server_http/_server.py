@@ -337,12 +337,14 @@ def _log_model_dir_tree(model_dir):
     logger.info("Model Directory Contents:\n%s", text)
 
 
-_native_timeout_hook = None  # set by the native bridge; tells its I/O thread run() is not stuck in C
+_native_deadline_passed = None  # set by the native bridge, which arms SIGALRM around run()
 
 
 def _raise_timeout(signum, frame):
-    if _native_timeout_hook is not None:
-        _native_timeout_hook()
+    # One interval timer serves many run() calls, so it can fire for a call that has ended or for one
+    # that began later: the bridge tells (and re-arms the timer for the time left).
+    if _native_deadline_passed is not None and not _native_deadline_passed():
+        return
     raise TimeoutError("Scoring timeout")
 
 
