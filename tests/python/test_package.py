@@ -6,7 +6,9 @@ CONTRACT.md 4.6 and checklist items 31-35.
 """
 
 import builtins
+import functools
 import importlib.util
+import inspect
 import io
 import json
 import logging
@@ -355,15 +357,23 @@ def test_package_imports_without_flask_and_fallback_matches_flask():
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) I \[(\d+)\] azmlinfsrv - hello$")
 
 
-def test_logging_json_gives_utc_reference_format_on_stdout_without_propagating():
+# The server applies the packaged logging.json without logging.config (apply_packaged_logging, for
+# start-up time); both ways must give the same result.
+@pytest.mark.parametrize("how", ["dictConfig", "apply_packaged_logging"])
+def test_logging_json_gives_utc_reference_format_on_stdout_without_propagating(how):
     script = textwrap.dedent(
         """
         import io, json, logging, logging.config, os, sys, time
-        from azureml_inference_server_http import _print_hook
+        from azureml_inference_server_http import _print_hook, _server
         # Loggers that exist before the config is applied (libraries, the bridge) must keep working.
         early = logging.getLogger("early.lib")
-        with open(sys.argv[1]) as f:
-            logging.config.dictConfig(json.load(f))
+        if sys.argv[2] == "dictConfig":
+            with open(sys.argv[1]) as f:
+                logging.config.dictConfig(json.load(f))
+        else:
+            _server.apply_packaged_logging()
+        server_logger = logging.getLogger("azmlinfsrv")
+        handler = server_logger.handlers[0]
         root_handlers_before = len(logging.getLogger().handlers)
         root_sink = io.StringIO()
         # Score scripts often call basicConfig; server lines must not be duplicated onto root.
@@ -385,12 +395,17 @@ def test_logging_json_gives_utc_reference_format_on_stdout_without_propagating()
             "root_level": logging.getLogger().level,
             "root_output": root_sink.getvalue(),
             "fixed": log.handlers[0].format(record),
+            "handlers": [(type(h).__name__, h.name, h.stream is sys.stdout, h.level, type(h.formatter).__name__,
+                          h.formatter._fmt, h.formatter.datefmt) for h in server_logger.handlers],
+            "level": server_logger.level,
+            "propagate": server_logger.propagate,
+            "disabled": server_logger.disabled,
         }))
         """
     )
     before = datetime.now(timezone.utc).replace(microsecond=0)
     proc = subprocess.run(
-        [sys.executable, "-c", script, os.path.join(PACKAGE_DIR, "logging.json")],
+        [sys.executable, "-c", script, os.path.join(PACKAGE_DIR, "logging.json"), how],
         capture_output=True,
         text=True,
         # A zone 5.5 h ahead of UTC: local-time stamps would be caught.
@@ -406,6 +421,9 @@ def test_logging_json_gives_utc_reference_format_on_stdout_without_propagating()
     assert info["root_level"] == logging.WARNING
     assert info["root_output"] == ""
     assert info["fixed"] == "2025-11-25 19:41:50,096 W [14939] azmlinfsrv - fixed"
+    assert info["handlers"] == [["StreamHandler", "aml_stdout", True, logging.NOTSET, "UTCFormatter",
+                                 "%(asctime)s %(levelname).1s [%(process)d] %(name)s - %(message)s", None]]
+    assert (info["level"], info["propagate"], info["disabled"]) == (logging.INFO, False, False)
 
     lines = proc.stdout.splitlines()
     assert len(lines) == 2, lines
@@ -485,3 +503,80 @@ def test_importing_the_api_does_not_import_flask():
             "from azureml_inference_server_http.api.aml_response import AMLResponse\n"
             "assert 'flask' in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, env=_subprocess_env())
+
+
+# --- boot helpers that stand in for inspect and importlib.util (start-up time) ----------------------
+
+
+def _wraps(f):
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        return f(*args, **kwargs)
+    return wrapper
+
+
+class _Scorer:
+    def run(self, data, request_headers=None):
+        pass
+
+    def __call__(self, data, *, flag=True):
+        pass
+
+
+def _plain(data):
+    pass
+
+
+def _defaults(data, extra=1, *, key, option=None):
+    pass
+
+
+def _positional_only(data, /, other):
+    pass
+
+
+def _var(data, *rest, k=1, **more):
+    pass
+
+
+def _only_var(*args, **kwargs):
+    pass
+
+
+def _headers(data, request_headers):
+    pass
+
+
+def _no_args():
+    pass
+
+
+def _signature_attr(data):
+    pass
+
+
+_signature_attr.__signature__ = inspect.signature(_defaults)
+
+
+@pytest.mark.parametrize("run", [
+    _plain, _defaults, _positional_only, _var, _only_var, _headers, _no_args, _signature_attr,
+    lambda data=None: data, _wraps(_defaults), functools.partial(_defaults, 1), _Scorer().run, _Scorer(),
+], ids=lambda run: getattr(run, "__name__", type(run).__name__))
+def test_run_parameters_agree_with_inspect_signature(run):
+    from azureml_inference_server_http import _server
+
+    kinds = {inspect.Parameter.POSITIONAL_ONLY: "positional_only",
+             inspect.Parameter.POSITIONAL_OR_KEYWORD: "positional_or_keyword",
+             inspect.Parameter.VAR_POSITIONAL: "var_positional",
+             inspect.Parameter.KEYWORD_ONLY: "keyword_only",
+             inspect.Parameter.VAR_KEYWORD: "var_keyword"}
+    expected = [(p.name, kinds[p.kind], p.default is not inspect.Parameter.empty)
+                for p in inspect.signature(run).parameters.values()]
+    assert _server.run_parameters(run) == expected
+
+
+def test_entry_script_loading_uses_importlib_util_functions():
+    from azureml_inference_server_http import _server
+
+    assert _server._spec_from_file_location is importlib.util.spec_from_file_location
+    assert _server._module_from_spec is importlib.util.module_from_spec

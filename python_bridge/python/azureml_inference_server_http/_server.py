@@ -9,16 +9,20 @@ Messages and their order follow CONTRACT.md 2.2, 2.3 and 4.1-4.3.
 import faulthandler
 import importlib
 import importlib.machinery
-import importlib.util
-import inspect
 import json
 import logging
-import logging.config
 import os
 import signal
 import sys
 import traceback
-import urllib.parse
+import types
+
+# Not imported here: inspect, logging.config, importlib.util and urllib.parse, which together cost a
+# worker more start-up time than the rest of its boot; they are imported where a rare path needs them.
+# importlib.util's two functions the boot needs are these (the same objects; tests/python checks it),
+# without the contextlib import that importlib.util brings.
+_spec_from_file_location = importlib._bootstrap_external.spec_from_file_location
+_module_from_spec = importlib._bootstrap.module_from_spec
 
 logger = logging.getLogger("azmlinfsrv")
 user_script_logger = logging.getLogger("azmlinfsrv.user_script")
@@ -190,16 +194,35 @@ def _configure_logging(app_root, entry_script):
         candidates.append(os.path.join(os.path.dirname(os.path.realpath(entry_script)), "logging.json"))
     for path in candidates:
         if os.path.isfile(path):
+            import logging.config
+
             with open(path, encoding="utf-8") as f:
                 logging.config.dictConfig(json.load(f))
             if _json_logs():
                 _use_json_formatter()
             logger.info("Loaded logging config from %s", path)
             return
-    with open(os.path.join(_PACKAGE_DIR, "logging.json"), encoding="utf-8") as f:
-        logging.config.dictConfig(json.load(f))
+    apply_packaged_logging()
     if _json_logs():
         _use_json_formatter()
+
+
+def apply_packaged_logging():
+    """What logging.config.dictConfig does with the packaged logging.json, without importing
+    logging.config (and with it logging.handlers, socket, pickle, queue) at every worker start.
+    tests/python/test_package.py checks that the two configure the same thing."""
+    from ._logging import AML_LOG_FORMAT, UTCFormatter
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.set_name("aml_stdout")
+    handler.setFormatter(UTCFormatter(fmt=AML_LOG_FORMAT))
+    server_logger = logging.getLogger("azmlinfsrv")
+    server_logger.setLevel(logging.INFO)
+    for old in server_logger.handlers[:]:
+        server_logger.removeHandler(old)
+    server_logger.addHandler(handler)
+    server_logger.propagate = False
+    server_logger.disabled = False
 
 
 def _alias_compat_modules():
@@ -231,8 +254,8 @@ def _load_module(app_root, entry_script):
                 lines.append("The directory %s not an accessible directory in the container." % app_root)
             raise BootFailure("\n".join(lines))
     path = entry_script
-    spec = importlib.util.spec_from_file_location("entry_module", path, loader=_FreshSourceLoader("entry_module", path))
-    module = importlib.util.module_from_spec(spec)
+    spec = _spec_from_file_location("entry_module", path, loader=_FreshSourceLoader("entry_module", path))
+    module = _module_from_spec(spec)
     spec.loader.exec_module(module)
     return module, path
 
@@ -255,14 +278,53 @@ def _enable_faulthandler():
     faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
 
 
+_CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
+
+
+def run_parameters(run):
+    """[(name, kind, has default)] as inspect.signature(run) has them, kind one of "positional_only",
+    "positional_or_keyword", "var_positional", "keyword_only", "var_keyword".
+
+    A plain function is read from its code object: importing inspect costs a worker's start more than
+    the rest of its boot. Anything else (decorated with functools.wraps, partials, methods, callable
+    objects) goes to inspect, which knows all their rules.
+    """
+    if type(run) is not types.FunctionType or hasattr(run, "__wrapped__") or hasattr(run, "__signature__"):
+        import inspect
+
+        kinds = {inspect.Parameter.POSITIONAL_ONLY: "positional_only",
+                 inspect.Parameter.POSITIONAL_OR_KEYWORD: "positional_or_keyword",
+                 inspect.Parameter.VAR_POSITIONAL: "var_positional",
+                 inspect.Parameter.KEYWORD_ONLY: "keyword_only",
+                 inspect.Parameter.VAR_KEYWORD: "var_keyword"}
+        return [(p.name, kinds[p.kind], p.default is not inspect.Parameter.empty)
+                for p in inspect.signature(run).parameters.values()]
+    code = run.__code__
+    names = code.co_varnames
+    positional = code.co_argcount
+    keyword_only = code.co_kwonlyargcount
+    defaults = run.__defaults__ or ()
+    kw_defaults = run.__kwdefaults__ or {}
+    first_default = positional - len(defaults)
+    params = [(names[i], "positional_only" if i < code.co_posonlyargcount else "positional_or_keyword",
+               i >= first_default) for i in range(positional)]
+    at = positional + keyword_only
+    if code.co_flags & _CO_VARARGS:
+        params.append((names[at], "var_positional", False))
+        at += 1
+    params += [(names[i], "keyword_only", names[i] in kw_defaults) for i in range(positional, positional + keyword_only)]
+    if code.co_flags & _CO_VARKEYWORDS:
+        params.append((names[at], "var_keyword", False))
+    return params
+
+
 def _analyse_run(run):
     """CONTRACT.md 4.3: returns ([(input parameter, has default)], whether request_headers is wanted)."""
-    params = list(inspect.signature(run).parameters.values())
-    allowed = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    if any(p.kind not in allowed for p in params):
+    params = run_parameters(run)
+    if any(kind not in ("positional_or_keyword", "keyword_only") for _, kind, _ in params):
         raise BootFailure("run() cannot accept positional-only arguments, *args, or **kwargs.")
-    wants_headers = any(p.name == "request_headers" for p in params)
-    inputs = [(p.name, p.default is not inspect.Parameter.empty) for p in params if p.name != "request_headers"]
+    wants_headers = any(name == "request_headers" for name, _, _ in params)
+    inputs = [(name, has_default) for name, _, has_default in params if name != "request_headers"]
     if not inputs:
         if wants_headers:
             raise BootFailure('run() needs to accept an argument other than "request_headers".')
@@ -394,7 +456,7 @@ def boot(claim_error_report):
 
         module, path = _load_module(app_root, entry_script)
         driver = getattr(module, "driver_module", None)
-        if inspect.ismodule(driver) and hasattr(driver, "run"):
+        if isinstance(driver, types.ModuleType) and hasattr(driver, "run"):
             user_script_logger.info("Found driver script at %s and the score script at %s",
                                     getattr(driver, "__file__", driver.__name__), path)
         else:
@@ -537,6 +599,8 @@ def query_to_json(query):
 
 
 def query_to_dict(query):
+    import urllib.parse
+
     result = {}
     for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True, errors="replace"):
         value = _json_or_text(value)
