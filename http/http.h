@@ -39,6 +39,8 @@ struct Request {
   std::string_view query() const;  // target after '?', raw; empty when none
   // First header with this name (ASCII case-insensitive), or nullptr.
   const std::string* find_header(std::string_view name) const;
+  // Empty, ready for the next request; small buffers keep their capacity, large ones are released.
+  void clear();
 };
 
 // A request the parser rejected: the status to answer with and a message for the client.

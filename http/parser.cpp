@@ -341,15 +341,7 @@ bool Parser::head_done() const { return state_->headers_done; }
 
 void Parser::next() {
   State& s = *state_;
-  s.request.method.clear();
-  s.request.target.clear();
-  s.request.headers.clear();
-  s.request.body.clear();
-  // An idle keep-alive connection keeps no large buffer from its last request (memory per connection).
-  if (s.request.body.capacity() > kKeptCapacity) std::string().swap(s.request.body);
-  if (s.request.target.capacity() > kKeptCapacity) std::string().swap(s.request.target);
-  if (s.request.headers.capacity() > 32) std::vector<Header>().swap(s.request.headers);
-  s.request.expects_continue = false;
+  s.request.clear();
   s.in_header_value = false;
   s.started = false;
   s.head_complete = false;
@@ -360,6 +352,21 @@ void Parser::next() {
   s.offset = 0;
   s.head_scan = State::HeadScan::before_start;
   s.last_bytes = 0;
+}
+
+void Request::clear() {
+  method.clear();
+  target.clear();
+  headers.clear();
+  body.clear();
+  // An idle keep-alive connection keeps no large buffer from its last request (memory per connection).
+  if (body.capacity() > kKeptCapacity) std::string().swap(body);
+  if (target.capacity() > kKeptCapacity) std::string().swap(target);
+  if (headers.capacity() > 32) std::vector<Header>().swap(headers);
+  version_major = 1;
+  version_minor = 1;
+  keep_alive = true;
+  expects_continue = false;
 }
 
 std::string_view Request::path() const {

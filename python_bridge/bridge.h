@@ -60,6 +60,20 @@ struct ScoreResponse {
   // at once is a 500 before anything is sent) and next_chunk() yields the rest. The stream holds a
   // Python iterator until end_stream().
   void* stream = nullptr;
+
+  // As new, for the next request (the stream must have ended); a small body keeps its capacity.
+  void clear() {
+    status = 200;
+    reason.clear();
+    headers.clear();
+    body.clear();
+    if (body.capacity() > 4096) std::string().swap(body);
+    error_message.clear();
+    run_function_failed = false;
+    has_exec_ms = false;
+    exec_ms = 0;
+    stream = nullptr;
+  }
 };
 
 // Calls run() for one request under the scoring timeout and builds the response (CONTRACT.md 3.5, 4.5).

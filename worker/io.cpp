@@ -65,6 +65,8 @@ constexpr size_t kKeptOutCapacity = 64 * 1024;
 // answer it with a reset that destroys the error response before the client reads it.
 constexpr uint64_t kLingerNs = 2'000'000'000;
 constexpr uint64_t kSweepMs = 100;
+// Answered jobs kept for reuse: about one per connection that has a request in flight at a time.
+constexpr size_t kSpareJobs = 64;
 // Bytes of later requests kept while an earlier one waits for Python.
 constexpr size_t kMaxPipelinedAhead = 64 * 1024;
 
@@ -105,6 +107,7 @@ struct Io {
   uv_prepare_t flush_logs;
   uv_check_t hand_off;             // gives the Python thread the pass's jobs at once (one wake-up)
   std::vector<Job*> for_python;    // jobs read in this loop pass, in order
+  std::vector<Job*> spare_jobs;    // answered jobs kept for reuse (acquire_job)
   std::vector<Completion> done;    // on_jobs_done's batch; kept to keep its capacity
   std::string log_scratch;  // a request line's message while it is built
   char read_buffer[64 * 1024];
@@ -570,6 +573,24 @@ void respond_metrics_listener(Connection* c, const http::Request& r) {
   respond_probe(c, r, 200, kMetricsContentType, body);
 }
 
+// Jobs are reused, so that a request's buffers (head, body, answer) serve the next one instead of being
+// allocated and freed per request. Only this thread takes and returns them.
+Job* acquire_job() {
+  if (io->spare_jobs.empty()) return new Job;
+  Job* job = io->spare_jobs.back();
+  io->spare_jobs.pop_back();
+  return job;
+}
+
+void release_job(Job* job) {
+  if (io->spare_jobs.size() >= kSpareJobs) {
+    delete job;
+    return;
+  }
+  job->reset();
+  io->spare_jobs.push_back(job);
+}
+
 // Answers a parsed request or hands it to Python; true when the answer is already in c->out.
 bool handle_request(Connection* c) {
   http::Request& r = c->parser.request();
@@ -607,9 +628,9 @@ bool handle_request(Connection* c) {
     respond_score_without_run(c, r, ids, received_ns);
     return true;
   }
-  auto* job = new Job;
+  Job* job = acquire_job();
   job->connection = c;
-  job->request = std::move(r);
+  std::swap(job->request, r);  // the parser goes on with the spare job's emptied buffers
   job->received_ns = received_ns;
   job->header_views.reserve(job->request.headers.size());
   for (const http::Header& h : job->request.headers) job->header_views.emplace_back(h.name, h.value);
@@ -705,7 +726,7 @@ void process_input(Connection* c, const char* data, size_t len) {
 
 // A request's answer is complete: the connection goes on with pipelined bytes or reads again.
 void finish_job(Connection* c, Job* job) {
-  delete job;
+  release_job(job);
   c->job = nullptr;
   if (c->closing) {  // the client went away while the answer was being made
     c->closing = false;
@@ -748,7 +769,7 @@ void on_jobs_done(uv_async_t*) {
     if (event.kind == Completion::Kind::response)  // even when its client was answered already: run() took this long
       observe_run_duration(io->metrics, static_cast<uint64_t>(job->handled_ms * 1e6));
     if (!job->connection) {  // answered already (stuck past a deadline); run()'s result comes too late
-      if (last_event) delete job;
+      if (last_event) release_job(job);
       continue;
     }
     Connection* c = job->connection;

@@ -6,7 +6,6 @@
 #include <deque>
 #include <mutex>
 #include <string>
-#include <atomic>
 #include <vector>
 
 #include <uv.h>
@@ -35,6 +34,23 @@ struct Job {
   int fd = -1;                               // the connection's socket, set on the I/O thread
   std::atomic<uint64_t> started_ns{0};       // when run() began; set by the Python thread
   std::atomic<bool> abandoned{false};        // answered already; the Python thread's result is dropped
+
+  // As new, for the next request: the I/O thread reuses jobs, so that their buffers serve again.
+  void reset() {
+    connection = nullptr;
+    request.clear();
+    ids = http::RequestIds{};
+    header_views.clear();
+    response.clear();
+    received_ns = 0;
+    handled_ms = 0;
+    remote_addr.clear();
+    server_port = 0;
+    cancelled.store(false);
+    fd = -1;
+    started_ns.store(0);
+    abandoned.store(false);
+  }
 };
 
 // What the Python thread hands back. A plain response is one `response` event; a streamed one is a
