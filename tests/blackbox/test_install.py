@@ -1,4 +1,6 @@
 """The server works after `meson install`, not only from the build tree (issue 2, item 2)."""
+import importlib.util
+import marshal
 import os
 import shutil
 import subprocess
@@ -25,6 +27,17 @@ def test_spine_installed_tree_serves_quickstart(server, tmp_path):
     page = open(man[0]).read()
     assert "--entry_script" in page.replace("\\-", "-") and "azmlinfsrv" in page
 
+    # Bytecode for every module, naming where the files will be (not the staging folder): without it a
+    # worker compiles the package at every start when PYTHONDONTWRITEBYTECODE is set.
+    sources = [os.path.join(d, f) for d, _, files in os.walk(package[0]) for f in files if f.endswith(".py")]
+    assert len(sources) >= 8, sources
+    for source in sources:
+        cached = importlib.util.cache_from_source(source)
+        assert os.path.isfile(cached), f"no bytecode installed for {source}"
+        with open(cached, "rb") as f:
+            code = marshal.loads(f.read()[16:])
+        assert code.co_filename == source.replace(str(destdir), ""), (code.co_filename, source)
+
     # Move the installed tree: the binary must find its package relative to itself, not in the source tree.
     moved = tmp_path / "moved"
     shutil.move(str(destdir), str(moved))
@@ -34,3 +47,18 @@ def test_spine_installed_tree_serves_quickstart(server, tmp_path):
     assert r.status == 200 and r.json() == {"message": "Hello, World!"}
     first_line = s.stdout().splitlines()[0]
     assert "Loaded logging config from " + str(moved) in first_line
+
+
+def test_build_compiles_the_package_bytecode():
+    # The build tree's binary runs the source tree's package: the build leaves its bytecode, up to date.
+    package = os.path.join(REPO, "python_bridge", "python", "azureml_inference_server_http")
+    for d, _, files in os.walk(package):
+        for f in files:
+            if f.endswith(".py"):
+                source = os.path.join(d, f)
+                cached = importlib.util.cache_from_source(source)
+                assert os.path.isfile(cached), f"no bytecode for {source}: was the build run?"
+                with open(cached, "rb") as c:
+                    header = c.read(16)
+                mtime = int.from_bytes(header[8:12], "little")
+                assert mtime == int(os.stat(source).st_mtime) & 0xFFFFFFFF, f"stale bytecode for {source}"
