@@ -524,7 +524,39 @@ def print_report(cases, results, startup):
                     cells.append("-")
             w(f"  {'start-up':<9} " + " ".join(f"{c:>24}" for c in cells))
         w("")
+    out.extend(target_lines(results, startup))
     print("\n".join(out), flush=True)
+
+
+def target_lines(results, startup):
+    """Issue 7's acceptance, judged from this run's numbers (ours with one worker)."""
+    ours = "azmlinfsrv w1"
+    checks = []
+
+    def measured(case, peer, field):
+        return results.get((case, peer), {}).get(field)
+
+    def at_least_times(case, peer, times, label):
+        a, b = measured(case, ours, "rps"), measured(case, peer, "rps")
+        checks.append((label, None if a is None or not b else a / b, times, "{:.2f}x"))
+
+    at_least_times("hello", "nginx", 0.5, "hello keep-alive >= 0.5x nginx")
+    at_least_times("close", "nginx", 0.9, "Connection: close >= 0.9x nginx")
+    at_least_times("hello", "uwsgi", 3.0, "hello keep-alive >= 3x uWSGI")
+    at_least_times("hello", "gunicorn+flask", 25.0, "hello keep-alive >= 25x gunicorn + Flask")
+    lines = ["targets of issue 7, from this run (azmlinfsrv with one worker):"]
+    for label, value, need, form in checks:
+        verdict = "not measured" if value is None else ("met" if value >= need else "NOT met")
+        lines.append(f"  {label:<48} {'-' if value is None else form.format(value):>10}  {verdict}")
+    for label, value, limit, form in [
+            ("p99 <= 1 ms at 32 connections (hello)", measured("hello", ours, "p99_ms"), 1.0, "{:.2f} ms"),
+            ("worker RSS <= 16 MiB (hello)", measured("hello", ours, "rss_mib"), 16.0, "{:.1f} MiB"),
+            ("launch to first 200 <= 50 ms (empty init)", startup[ours][0] if ours in startup else None, 50.0,
+             "{:.1f} ms")]:
+        verdict = "not measured" if value is None else ("met" if value <= limit else "NOT met")
+        lines.append(f"  {label:<48} {'-' if value is None else form.format(value):>10}  {verdict}")
+    lines.append("")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------- main
