@@ -135,19 +135,20 @@ void add_header(std::string& out, std::string_view name, size_t value) {
   out.append("\r\n", 2);
 }
 
-void add_date_header(std::string& out) {
-  // One formatting per second per thread: the I/O thread writes every response.
-  thread_local time_t cached_second = 0;
-  thread_local char cached[64];
-  thread_local size_t cached_len = 0;
+std::string_view SecondStamp::now() {
   time_t now = time(nullptr);
-  if (now != cached_second) {
+  if (now != second_) {
     struct tm tm;
     gmtime_r(&now, &tm);
-    cached_len = strftime(cached, sizeof cached, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-    cached_second = now;
+    length_ = strftime(text_, sizeof text_, format_, &tm);
+    second_ = now;
   }
-  out.append(cached, cached_len);
+  return {text_, length_};
+}
+
+void add_date_header(std::string& out) {
+  thread_local SecondStamp date("Date: %a, %d %b %Y %H:%M:%S GMT\r\n");
+  out.append(date.now());
 }
 
 void end_head(std::string& out) { out.append("\r\n", 2); }

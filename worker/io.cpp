@@ -110,6 +110,7 @@ struct Io {
   std::vector<Job*> spare_jobs;    // answered jobs kept for reuse (acquire_job)
   std::vector<Completion> done;    // on_jobs_done's batch; kept to keep its capacity
   std::string log_scratch;  // a request line's message while it is built
+  http::SecondStamp access_log_time{"%d/%b/%Y:%H:%M:%S +0000"};  // gunicorn's access-log time
   char read_buffer[64 * 1024];
 };
 
@@ -254,21 +255,6 @@ void end_response(Connection* c, const http::Request& r, std::string_view body) 
   if (r.method != "HEAD") c->out.append(body);
 }
 
-// gunicorn's access-log time, "[25/Nov/2026:23:17:17 +0000]", formatted once per second.
-std::string_view access_log_time() {
-  static time_t cached_second = -1;  // I/O thread only
-  static char text[32];
-  static size_t length = 0;
-  time_t now = time(nullptr);
-  if (now != cached_second) {
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    length = strftime(text, sizeof text, "%d/%b/%Y:%H:%M:%S +0000", &tm);
-    cached_second = now;
-  }
-  return {text, length};
-}
-
 // Every answer to a request that was read completely ends here: its count and duration, then the
 // access log line.
 void note_answer(Connection* c, const http::Request& r, int status, size_t body_sent, std::string_view request_id) {
@@ -281,7 +267,7 @@ void note_answer(Connection* c, const http::Request& r, int status, size_t body_
   std::string& line = io->log_scratch;
   line.clear();
   fmt::format_to(std::back_inserter(line), FMT_COMPILE("{} - - [{}] \"{} {} HTTP/{}.{}\" {} "), c->peer,
-                 access_log_time(), r.method, r.target, r.version_major, r.version_minor, status);
+                 io->access_log_time.now(), r.method, r.target, r.version_major, r.version_minor, status);
   if (body_sent) fmt::format_to(std::back_inserter(line), FMT_COMPILE("{}"), body_sent);
   else line += '-';
   fmt::format_to(std::back_inserter(line), FMT_COMPILE(" \"{}\" \"{}\""), referer ? *referer : "-",

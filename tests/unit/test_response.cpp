@@ -1,4 +1,6 @@
 // http/: response heads, reason phrases, JSON escaping like json.dumps.
+#include <ctime>
+
 #include <catch2/catch.hpp>
 
 #include "../../http/http.h"
@@ -26,6 +28,28 @@ TEST_CASE("the Date header is an RFC 7231 date") {
   REQUIRE(out.size() == std::string("Date: Wed, 25 Nov 2026 20:35:12 GMT\r\n").size());
   CHECK(out.rfind("Date: ", 0) == 0);
   CHECK(out.substr(out.size() - 6) == " GMT\r\n");
+}
+
+TEST_CASE("a SecondStamp is strftime of the current UTC second, in its own format") {
+  http::SecondStamp stamp("%Y-%m-%d %H:%M:%S UTC");
+  for (;;) {
+    time_t before = time(nullptr);
+    std::string first(stamp.now());
+    std::string again(stamp.now());
+    time_t after = time(nullptr);
+    if (before != after) continue;  // a second boundary in between: both may differ, measure again
+    char expected[64];
+    struct tm tm;
+    gmtime_r(&before, &tm);
+    strftime(expected, sizeof expected, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    CHECK(first == expected);
+    CHECK(again == first);
+    break;
+  }
+  // Two stamps with other formats do not share their text.
+  http::SecondStamp year("%Y");
+  CHECK(year.now().size() == 4);
+  CHECK(stamp.now().size() == std::string("2026-11-25 23:17:17 UTC").size());
 }
 
 TEST_CASE("JSON messages match json.dumps byte for byte") {
