@@ -91,6 +91,10 @@ void end_stream(ScoreResponse& response);
 // SCORING_TIMEOUT_MS as boot read it; 0 when off. The I/O thread answers a run() that is stuck in
 // native code past this deadline, where the TimeoutError cannot reach it.
 long scoring_timeout_ms();
+// When the running run() reaches SCORING_TIMEOUT_MS (CLOCK_MONOTONIC ns); 0 while none runs or when the
+// timeout is off. Any thread may ask: the worker sends SIGALRM to the Python thread at that time, and its
+// handler raises TimeoutError inside run() (CONTRACT.md 2.4).
+uint64_t scoring_deadline_ns();
 // True once the scoring timeout's TimeoutError has been raised inside the current run(): the
 // interpreter got control back, so run() is unwinding (or swallowed it), not stuck in native code.
 // Any thread may ask; score() clears it when a run() starts.

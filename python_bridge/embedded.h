@@ -38,13 +38,11 @@ Entry& entry();
 // Set when the scoring timeout's TimeoutError is raised; cleared when a run() starts.
 extern std::atomic<bool> timeout_raised;
 
-// The scoring timeout's interval timer (scoring_timer.cpp); main thread only.
-extern uint64_t run_deadline_ns;  // when the running run() times out; 0 while none runs
-extern bool alarm_pending;        // ITIMER_REAL is set and its SIGALRM not handled yet
+// When the running run() times out (CLOCK_MONOTONIC ns); 0 while none runs (scoring_timer.cpp).
+extern std::atomic<uint64_t> run_deadline_ns;
 uint64_t monotonic_ns();
-void arm_alarm(uint64_t ns);
-// The SIGALRM handler's question: is the running run() past its deadline? If one runs that began after
-// the timer was set, re-arms the timer for the time it has left.
+// The SIGALRM handler's question: is the running run() past its deadline? (The signal may be late: meant
+// for a run() that has returned since.) A yes also tells the I/O thread that run() is unwinding.
 bool scoring_deadline_passed();
 
 // Holds the GIL for a scope; between calls the worker's main thread waits for work without it.

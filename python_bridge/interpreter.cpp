@@ -177,8 +177,6 @@ InputMode input_mode() { return embedded::entry().mode; }
 
 long scoring_timeout_ms() { return embedded::entry().scoring_timeout_ms; }
 
-bool scoring_timeout_raised() { return embedded::timeout_raised.load(); }
-
 const std::vector<std::pair<std::string, std::string>>& swagger_documents() { return embedded::entry().swaggers; }
 
 void shutdown() {

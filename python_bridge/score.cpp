@@ -1,5 +1,6 @@
 // The hot path: one request in, run() called by keyword under the scoring timeout, one response out.
 // Plain CPython API here, since every call counts; the rare paths go back to _server.py.
+#include <algorithm>
 #include <chrono>
 #include <utility>
 #include <string>
@@ -219,21 +220,20 @@ PyObject* build_arguments(const ScoreRequest& req, ScoreResponse& resp) {
   return kwargs;
 }
 
-// The scoring timeout: SIGALRM reaches the main thread (the I/O thread blocks all signals) and the
-// handler _server installed raises TimeoutError inside run(), as the reference does. One interval timer
-// serves many calls: setting and clearing it around each run() would cost two system calls per request.
-// It is armed when a run() starts and none is pending; when it fires, scoring_deadline_passed() decides:
-// the running run() is past its deadline (raise), or it began later (re-arm for what is left), or none
-// runs (stay idle until the next run() arms it).
+// The scoring timeout (CONTRACT.md 2.4): SIGALRM raises TimeoutError inside run(), as in the reference.
+// Setting an interval timer around every call would cost two system calls per request, so none is set:
+// the deadline is published here, the I/O thread sends SIGALRM to this thread when it passes
+// (worker/io.cpp), and the handler _server installed checks it before raising.
 class ScoringTimer {
  public:
   explicit ScoringTimer(long ms) {
     embedded::timeout_raised.store(false);
     if (ms <= 0) return;
-    embedded::run_deadline_ns = embedded::monotonic_ns() + static_cast<uint64_t>(ms) * 1000000ull;
-    if (!embedded::alarm_pending) embedded::arm_alarm(static_cast<uint64_t>(ms) * 1000000ull);
+    constexpr long kLongestMs = 1000L * 1000 * 1000 * 1000;  // 31 years: the nanoseconds must not overflow
+    embedded::run_deadline_ns.store(embedded::monotonic_ns() +
+                                    static_cast<uint64_t>(std::min(ms, kLongestMs)) * 1000000ull);
   }
-  ~ScoringTimer() { embedded::run_deadline_ns = 0; }
+  ~ScoringTimer() { embedded::run_deadline_ns.store(0); }
 };
 
 void take_response_object(PyObject* output, ScoreResponse& resp) {

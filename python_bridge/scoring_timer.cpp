@@ -1,15 +1,16 @@
-// The scoring timeout's one interval timer (see ScoringTimer in score.cpp). Everything here runs on the
-// worker's main thread: score() arms it, and the Python SIGALRM handler asks scoring_deadline_passed().
-#include <sys/time.h>
+// The scoring timeout's deadline (see ScoringTimer in score.cpp): score() publishes when the running run()
+// times out, the I/O thread sends SIGALRM to the Python thread when that time has come, and the Python
+// SIGALRM handler asks scoring_deadline_passed() before it raises TimeoutError.
 #include <time.h>
 
 #include "embedded.h"
 
-namespace bridge::embedded {
+namespace bridge {
+
+namespace embedded {
 
 std::atomic<bool> timeout_raised{false};
-uint64_t run_deadline_ns = 0;
-bool alarm_pending = false;
+std::atomic<uint64_t> run_deadline_ns{0};
 
 uint64_t monotonic_ns() {
   timespec ts;
@@ -17,25 +18,18 @@ uint64_t monotonic_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-void arm_alarm(uint64_t ns) {
-  struct itimerval t {};
-  uint64_t us = ns / 1000 > 0 ? ns / 1000 : 1;  // zero would disarm it
-  t.it_value.tv_sec = static_cast<time_t>(us / 1000000);
-  t.it_value.tv_usec = static_cast<suseconds_t>(us % 1000000);
-  setitimer(ITIMER_REAL, &t, nullptr);
-  alarm_pending = true;
-}
-
 bool scoring_deadline_passed() {
-  alarm_pending = false;
-  if (run_deadline_ns == 0) return false;  // fired between calls: the next run() arms it again
-  uint64_t now = monotonic_ns();
-  if (now < run_deadline_ns) {  // armed for an earlier run(): wait for what is left of this one
-    arm_alarm(run_deadline_ns - now);
-    return false;
-  }
+  uint64_t deadline = run_deadline_ns.load();
+  // None runs, or this one began after the signal was meant for its predecessor: not a timeout.
+  if (deadline == 0 || monotonic_ns() < deadline) return false;
   timeout_raised.store(true);
   return true;
 }
 
-}  // namespace bridge::embedded
+}  // namespace embedded
+
+uint64_t scoring_deadline_ns() { return embedded::run_deadline_ns.load(); }
+
+bool scoring_timeout_raised() { return embedded::timeout_raised.load(); }
+
+}  // namespace bridge

@@ -1,6 +1,7 @@
 // The I/O thread: libuv loop, connections, routing (CONTRACT.md 3.1), and every response.
 // Requests that need no Python (health, routing errors, limits, malformed input, OPTIONS/HEAD rules)
 // are answered here at once; score requests become jobs for the Python thread.
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
@@ -79,7 +80,11 @@ struct Io {
   uv_signal_t sigterm, sigint, sigquit;
   uv_timer_t heartbeat;
   uv_signal_t timed_out;        // the arbiter's WORKER_TIMEOUT notice (SIGUSR2)
-  uv_timer_t deadline_watch;    // runs while jobs are out: a run() stuck past SCORING_TIMEOUT_MS
+  uv_timer_t deadline_watch;    // runs while jobs are out: the scoring timeout, a run() stuck past it
+  uint64_t deadline_tick_ms = kDeadlineTickMs;  // shorter when SCORING_TIMEOUT_MS is
+  uv_timer_t alarm_due;         // the last stretch to a scoring deadline, to the millisecond
+  uint64_t alarmed_deadline = 0;  // the run() deadline SIGALRM was sent for
+  pthread_t python_thread;      // the worker's main thread, which runs Python and takes SIGALRM
   uv_timer_t drain_grace;       // closes connections that sent nothing after a drain began
   uv_timer_t exit_timer;        // a worker given up on exits shortly after its last answer
   size_t jobs_outstanding = 0;
@@ -1106,14 +1111,36 @@ bool answer_running_job(Job* expected, std::string_view message) {
   return true;
 }
 
-// While jobs are out, every kDeadlineTickMs: has the running run() outlived SCORING_TIMEOUT_MS by more
-// than the TimeoutError needs to unwind it? Then it is stuck in native code (a C call that does not
-// return to the interpreter): answer its client now and have this worker replaced.
+void on_alarm_due(uv_timer_t*);
+
+// The scoring timeout's SIGALRM (CONTRACT.md 2.4), sent to the Python thread when the running run()'s
+// deadline has come, once per run(); its handler raises TimeoutError there. Within a tick of the deadline
+// a one-shot timer waits for the exact millisecond.
+void send_alarm_if_due() {
+  uint64_t deadline = bridge::scoring_deadline_ns();
+  if (deadline == 0 || deadline == io->alarmed_deadline || bridge::scoring_timeout_raised()) return;
+  uint64_t now = monotonic_ns();
+  if (now < deadline) {
+    uint64_t left_ms = (deadline - now + 999999) / 1000000;
+    if (left_ms <= io->deadline_tick_ms) uv_timer_start(&io->alarm_due, on_alarm_due, left_ms, 0);
+    return;
+  }
+  io->alarmed_deadline = deadline;
+  pthread_kill(io->python_thread, SIGALRM);
+}
+
+void on_alarm_due(uv_timer_t*) { send_alarm_if_due(); }
+
+// While jobs are out, every tick: is the running run()'s scoring timeout due (send_alarm_if_due)? Has it
+// outlived SCORING_TIMEOUT_MS by more than the TimeoutError needs to unwind it? Then it is stuck in native
+// code (a C call that does not return to the interpreter): answer its client now and have this worker
+// replaced.
 void on_deadline_tick(uv_timer_t* timer) {
   if (io->jobs_outstanding == 0) {
     uv_timer_stop(timer);
     return;
   }
+  send_alarm_if_due();
   Job* job = io->queue->running.load();  // never freed while running; only this thread frees jobs
   if (!job || job->abandoned.load()) return;
   uint64_t started = job->started_ns.load();
@@ -1138,7 +1165,7 @@ void watch_deadlines() {
   ++io->jobs_outstanding;
   set_in_flight(io->metrics, static_cast<uint32_t>(io->jobs_outstanding));
   if (io->scoring_timeout_ms > 0 && !uv_is_active(reinterpret_cast<uv_handle_t*>(&io->deadline_watch)))
-    uv_timer_start(&io->deadline_watch, on_deadline_tick, kDeadlineTickMs, kDeadlineTickMs);
+    uv_timer_start(&io->deadline_watch, on_deadline_tick, io->deadline_tick_ms, io->deadline_tick_ms);
 }
 
 // The arbiter found run() older than WORKER_TIMEOUT; it has asked faulthandler for the stacks and
@@ -1221,7 +1248,11 @@ void start_io(const Options& options, JobQueue& queue) {
   uv_timer_init(&io->loop, &io->heartbeat);
   uv_timer_start(&io->heartbeat, on_heartbeat, 0, 1000);
   io->scoring_timeout_ms = bridge::scoring_timeout_ms();
+  io->deadline_tick_ms = std::clamp<uint64_t>(static_cast<uint64_t>(std::max(io->scoring_timeout_ms, 1L)), 1,
+                                              kDeadlineTickMs);
+  io->python_thread = pthread_self();  // start_io runs on it
   uv_timer_init(&io->loop, &io->deadline_watch);
+  uv_timer_init(&io->loop, &io->alarm_due);
   uv_timer_init(&io->loop, &io->drain_grace);
   uv_timer_init(&io->loop, &io->exit_timer);
   uv_signal_init(&io->loop, &io->timed_out);
@@ -1230,8 +1261,8 @@ void start_io(const Options& options, JobQueue& queue) {
   uv_timer_init(&io->loop, &io->sweep);
   uv_timer_start(&io->sweep, on_sweep, kSweepMs, kSweepMs);
 
-  // The loop thread takes no signals: they reach the Python thread (SIGALRM for the scoring timeout)
-  // and libuv's handlers forward the stop signals to the loop through its own pipe.
+  // The loop thread takes no signals: they reach the Python thread (SIGALRM, which this thread sends it
+  // for the scoring timeout) and libuv's handlers forward the stop signals to the loop through its pipe.
   sigset_t all, previous;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &previous);

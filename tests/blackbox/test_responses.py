@@ -66,6 +66,20 @@ def test_c30_timeout_counts_from_each_runs_own_start(responses_server):
         assert 0.45 <= elapsed < 1.2, f"timeout answered after {elapsed:.3f}s, expected about 0.5s"
 
 
+def test_c30_scripts_own_alarm_and_the_scoring_timeout_leave_each_other_alone(responses_server):
+    r = post(responses_server, "own_alarm")
+    assert r.status == 200 and r.json() == {"own_alarm_fired": 1}, r
+    since = responses_server.mark()
+    t0 = time.monotonic()
+    r = post(responses_server, "sleep:2")
+    elapsed = time.monotonic() - t0
+    assert r.status == 500 and r.body == b'{"message": "Scoring timeout after 500 ms"}', r
+    assert 0.45 <= elapsed < 1.2, f"timeout answered after {elapsed:.3f}s, expected about 0.5s"
+    # by the TimeoutError inside run(), not by the stuck-in-native-code rule that replaces the worker
+    responses_server.wait_for_log(r"Encountered Exception: .*\n(.*\n)*TimeoutError: Scoring timeout", since=since)
+    assert "stuck in native code" not in responses_server.stdout()[since:]
+
+
 def test_c31_amlresponse_text(responses_server):
     r = post(responses_server, "c31")
     assert r.status == 444, r

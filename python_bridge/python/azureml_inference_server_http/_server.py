@@ -399,12 +399,12 @@ def _log_model_dir_tree(model_dir):
     logger.info("Model Directory Contents:\n%s", text)
 
 
-_native_deadline_passed = None  # set by the native bridge, which arms SIGALRM around run()
+_native_deadline_passed = None  # set by the native bridge, whose I/O thread sends SIGALRM at run()'s deadline
 
 
 def _raise_timeout(signum, frame):
-    # One interval timer serves many run() calls, so it can fire for a call that has ended or for one
-    # that began later: the bridge tells (and re-arms the timer for the time left).
+    # A SIGALRM that is not the running run()'s timeout (it came late, after that call returned, or from
+    # the script's own signal.alarm) raises nothing.
     if _native_deadline_passed is not None and not _native_deadline_passed():
         return
     raise TimeoutError("Scoring timeout")
