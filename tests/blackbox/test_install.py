@@ -62,3 +62,23 @@ def test_build_compiles_the_package_bytecode():
                     header = c.read(16)
                 mtime = int.from_bytes(header[8:12], "little")
                 assert mtime == int(os.stat(source).st_mtime) & 0xFFFFFFFF, f"stale bytecode for {source}"
+
+
+def test_binary_exports_only_the_python_c_api():
+    # With libpython linked in (-Dpython_link=static, the default), the executable exports the C API for
+    # extension modules, and nothing of its own: an extension that bundles llhttp (aiohttp) must keep
+    # calling its own copy, not ours.
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("nm (binutils) is not installed")
+    out = subprocess.run([nm, "-D", "--defined-only", binary_path()], capture_output=True, text=True, check=True).stdout
+    names = [line.split()[-1].split("@")[0] for line in out.splitlines() if line.strip()]
+    assert not [n for n in names if n.startswith("llhttp") or n.startswith("uv_")], names
+    ours = [n for n in names if not n.startswith(("Py", "_Py", "_Z")) and n not in ("environ", "__environ", "stdin",
+                                                                                     "stdout", "stderr")]
+    assert ours == [], ours
+    linked = subprocess.run(["ldd", binary_path()], capture_output=True, text=True).stdout
+    if "libpython" in linked:  # -Dpython_link=shared: the C API comes from libpython itself
+        assert not [n for n in names if n.startswith("Py")], names
+    else:  # what every extension module calls must be there
+        assert {"PyLong_FromLong", "PyExc_TypeError", "_Py_NoneStruct", "PyModule_Create2"} <= set(names)
