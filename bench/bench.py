@@ -134,19 +134,23 @@ def group_alive(pgid):
         return True
 
 
+def stat_fields(pid):
+    """The fields of /proc/<pid>/stat after the command name (field 3, the state, first); None when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()
+
+
 def children(pid):
     out = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid:
-            out.append(int(entry))
+        if entry.isdigit():
+            fields = stat_fields(entry)
+            if fields is not None and int(fields[1]) == pid:
+                out.append(int(entry))
     return out
 
 
@@ -173,13 +177,9 @@ def cpu_ticks(pids):
     """utime + stime of these processes (all their threads), in clock ticks."""
     total = 0
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])
+        fields = stat_fields(pid)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])
     return total
 
 

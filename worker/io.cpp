@@ -1248,8 +1248,7 @@ void start_io(const Options& options, JobQueue& queue) {
   uv_timer_init(&io->loop, &io->heartbeat);
   uv_timer_start(&io->heartbeat, on_heartbeat, 0, 1000);
   io->scoring_timeout_ms = bridge::scoring_timeout_ms();
-  io->deadline_tick_ms = std::clamp<uint64_t>(static_cast<uint64_t>(std::max(io->scoring_timeout_ms, 1L)), 1,
-                                              kDeadlineTickMs);
+  io->deadline_tick_ms = static_cast<uint64_t>(std::clamp(io->scoring_timeout_ms, 1L, long{kDeadlineTickMs}));
   io->python_thread = pthread_self();  // start_io runs on it
   uv_timer_init(&io->loop, &io->deadline_watch);
   uv_timer_init(&io->loop, &io->alarm_due);
