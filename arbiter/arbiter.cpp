@@ -407,7 +407,7 @@ class Arbiter {
     log_error(logline::Level::info, fmt::format("Reloading because of {}: starting {} new worker(s); the running "
                                                 "ones keep serving until the new ones are ready.",
                                                 reason, target_workers_));
-    table_->boot_failure_reported.store(0);  // a failing new generation must show its error
+    table_->boot_failure_reported.store(worker::kBootReportNone);  // a failing new generation must show its error
     replacing_since_ns_ = worker::monotonic_ns();
     next_spawn_ns_ = 0;
     backoff_ns_ = 0;

@@ -89,6 +89,19 @@ void serve_jobs(Slot& slot, JobQueue& queue) {
   }
 }
 
+// The reporter marks its report written. The others wait for that (5 s at most, should the reporter
+// be killed): their exit makes the arbiter stop the generation, the reporter with it.
+void finish_boot_failure(Table& table, bool reporting) {
+  if (reporting) {
+    table.boot_failure_reported.store(kBootReportWritten);
+    return;
+  }
+  uint64_t give_up_ns = monotonic_ns() + 5'000'000'000ull;
+  const timespec pause{0, 1'000'000};
+  while (table.boot_failure_reported.load() == kBootReportWriting && monotonic_ns() < give_up_ns)
+    nanosleep(&pause, nullptr);
+}
+
 }  // namespace
 
 void run(const Options& options) {
@@ -106,11 +119,16 @@ void run(const Options& options) {
   boot.default_interpreter = options.default_interpreter;
   boot.package_dir = options.package_dir;
   Table* table = options.table;
-  boot.claim_error_report = [table] {
-    uint32_t expected = 0;
-    return table->boot_failure_reported.compare_exchange_strong(expected, 1);
+  bool reporting = false;
+  boot.claim_error_report = [table, &reporting] {
+    uint32_t none = kBootReportNone;
+    reporting = table->boot_failure_reported.compare_exchange_strong(none, kBootReportWriting);
+    return reporting;
   };
-  if (!bridge::boot(boot)) _exit(kExitBootFailed);
+  if (!bridge::boot(boot)) {
+    finish_boot_failure(*table, reporting);
+    _exit(kExitBootFailed);
+  }
   // After boot, over the faulthandler boot enabled: a crash answers the client, then dumps the stack.
   JobQueue queue;
   std::vector<int> listeners = options.listen_fds;

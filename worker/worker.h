@@ -40,8 +40,12 @@ constexpr int kMaxSlots = 256;
 enum class RestartCause : uint32_t { crash = 0, timeout, max_requests, reload };
 constexpr int kRestartCauses = 4;
 
+enum BootReport : uint32_t { kBootReportNone = 0, kBootReportWriting, kBootReportWritten };
+
 struct Table {
-  // Set by the first worker that fails to boot, so a failure shared by N workers is reported once.
+  // A BootReport: the first worker that fails to boot reports, so a failure shared by N workers is
+  // reported once; the others wait until it is written before they exit, since the arbiter stops the
+  // whole generation at the first exit.
   std::atomic<uint32_t> boot_failure_reported;
   // Set by the arbiter when the whole server starts to stop, before it signals the workers: a worker
   // told to stop then knows whether it leaves alone (a reload) or with everyone (its readiness says so).
