@@ -242,6 +242,15 @@ def test_init_raises_exits_3_once(server):
     assert s.count_log(r"Booting worker with pid", stream="stderr") == 2, s.logs()
 
 
+def test_boot_failure_report_is_written_before_the_generation_stops(server):
+    # The others fail at once; the arbiter stops everyone at the first exit, so they must wait for the
+    # report of the worker writing it, or the error that says what to fix is lost.
+    s = server.start("init_raises_slow_report.py", args=["--worker_count", "3"], expect_ready=False)
+    assert s.wait_exit(15) == 3, s.logs()
+    assert s.output().count("SlowToDescribe: described-slowly-7d41") == 1, s.logs()
+    assert s.count_log(r"User's init function failed", stream="stdout") == 1, s.logs()
+
+
 def test_crash_loop_backs_off(server):
     s = server.start(MISBEHAVES)
     for _ in range(4):
