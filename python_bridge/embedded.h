@@ -20,7 +20,6 @@ struct Entry {
   bool wants_headers = false;
   long scoring_timeout_ms = 0;
   InputMode mode = InputMode::json_string;
-  PyObject* json_dumps = nullptr;
   PyObject* is_response = nullptr;     // _server.is_response
   PyObject* server = nullptr;          // the _server module: the rare paths
   PyObject* loaded = nullptr;          // the _server.Entry boot() returned

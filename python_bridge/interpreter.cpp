@@ -154,7 +154,6 @@ bool boot(const BootOptions& options) {
     e.scoring_timeout_ms = loaded.attr("scoring_timeout_ms").cast<long>();
     std::string mode = loaded.attr("mode").cast<std::string>();
     e.mode = mode == "raw" ? InputMode::raw : mode == "object" ? InputMode::object : InputMode::json_string;
-    e.json_dumps = py::object(py::module_::import("json").attr("dumps")).release().ptr();
     e.is_response = py::object(server_module.attr("is_response")).release().ptr();
     for (auto item : py::dict(loaded.attr("swaggers")))
       e.swaggers.emplace_back(item.first.cast<std::string>(), item.second.cast<std::string>());

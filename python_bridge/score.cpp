@@ -286,7 +286,7 @@ void serialise_output(PyObject* output, ScoreResponse& resp) {
   } else if (encode_json(output, resp.body)) {
     // done natively, byte for byte json.dumps
   } else {
-    Ref text(PyObject_CallOneArg(e.json_dumps, output));
+    Ref text(call_server("json_dumps", output));
     Py_ssize_t size = 0;
     const char* utf8 = text ? PyUnicode_AsUTF8AndSize(text.get(), &size) : nullptr;
     if (!utf8) {

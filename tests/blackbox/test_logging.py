@@ -1,6 +1,8 @@
-"""Checklist items 75, 76 (CONTRACT.md 6)."""
+"""Checklist items 75, 76 (CONTRACT.md 6), and logging when the script imports it (or never does)."""
 import datetime
 import re
+import subprocess
+import sys
 import time
 
 from bb_http import request
@@ -65,3 +67,35 @@ def test_c76_request_log_line(server):
     r = request(s.port, "GET", "/score?a=1&a=2&b=x")
     assert r.status == 200
     s.wait_for_log(rf"^{TS} I \[\d+\] azmlinfsrv - GET /score\?a=1&a=2&b=x 200 \d+\.\d{{3}}ms {len(r.body)}$")
+
+
+def test_script_importing_logging_finds_the_server_configuration_and_can_change_it(server):
+    s = server.start("logging_user.py")
+    r = request(s.port, "POST", "/score", body="x")
+    assert r.status == 200, r
+    assert r.json() == {"handlers": [["aml_stdout", True]], "level": 20, "propagate": False}, r
+    s.wait_for_log(rf"^{TS} W \[\d+\] azmlinfsrv\.user_script - warned in init$")
+    out = s.stdout()
+    assert re.search(rf"^{TS} I \[\d+\] azmlinfsrv\.print - printed at import$", out, re.M), out
+    assert re.search(rf"^{TS} I \[\d+\] azmlinfsrv\.user_script - Invoking user's init function$", out, re.M), out
+    # INFO below the level init() set: the print in init, the lines after init.
+    for silenced in ("printed in init", "Users's init has completed successfully", "Swaggers are prepared",
+                     "Scoring timeout is set to"):
+        assert silenced not in out, (silenced, out)
+
+
+def test_worker_imports_no_logging_or_json_the_script_does_not_use(server):
+    # logging, json and their re, traceback and enum are most of a worker's start-up; the server imports
+    # them only when the script (or a library) does. Modules this machine's site imports don't count.
+    candidates = ["logging", "json", "re", "traceback", "enum", "signal", "inspect", "urllib.parse"]
+    bare = subprocess.run([sys.executable, "-c", f"import sys; print([m for m in {candidates!r} if m in sys.modules])"],
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+    heavy = [m for m in candidates if m not in bare]
+    s = server.start("imported_modules.py")
+    r = request(s.port, "POST", "/score", body=",".join(heavy))
+    assert r.status == 200, r
+    assert r.json() == [], (heavy, r.json())
+    r = request(s.port, "GET", "/swagger.json")
+    assert r.status == 200 and r.json()["info"]["title"] == "ML service", r
+    r = request(s.port, "POST", "/score", body=",".join(heavy))
+    assert r.json() == [], r.json()

@@ -6,15 +6,14 @@ is left alone.
 """
 
 import builtins
-import functools
-import logging
 import sys
 
-_logger = logging.getLogger("azmlinfsrv.print")
+from ._lazy_logging import ServerLogger
+
+_logger = ServerLogger("azmlinfsrv.print")
 _original_print = None
 
 
-@functools.wraps(builtins.print)
 def _print_to_logger(*objects, sep=" ", end="\n", file=None, flush=False):
     # Mirrors the reference exactly, quirks included: a falsy file counts as
     # stdout, and sep=None raises (the builtin would treat it as " "), so a
@@ -25,6 +24,13 @@ def _print_to_logger(*objects, sep=" ", end="\n", file=None, flush=False):
         _logger.info(content)
     else:
         _original_print(*objects, sep=sep, end=end, file=file, flush=flush)
+
+
+# What functools.wraps(builtins.print) sets, without importing functools (and collections) at boot.
+for _name in ("__module__", "__name__", "__qualname__", "__doc__"):
+    setattr(_print_to_logger, _name, getattr(builtins.print, _name))
+_print_to_logger.__wrapped__ = builtins.print
+del _name
 
 
 def install():

@@ -6,26 +6,28 @@ the rare paths: GET query conversion, request_headers, Response objects and erro
 Messages and their order follow CONTRACT.md 2.2, 2.3 and 4.1-4.3.
 """
 
+import _signal  # signal's functions without its enums (signal.py imports enum)
 import faulthandler
 import importlib
 import importlib.machinery
-import json
-import logging
 import os
-import signal
 import sys
-import traceback
 import types
 
-# Not imported here: inspect, logging.config, importlib.util and urllib.parse, which together cost a
-# worker more start-up time than the rest of its boot; they are imported where a rare path needs them.
+from ._lazy_logging import ServerLogger, write_natively_until_imported
+
+# Not imported here: logging, json, traceback, inspect, logging.config, importlib.util and urllib.parse,
+# which (with re and enum behind them) cost a worker more start-up time than the rest of its boot. Each
+# is imported where a rare path needs it; logging is configured when the script imports it
+# (_lazy_logging).
 # importlib.util's two functions the boot needs are these (the same objects; tests/python checks it),
 # without the contextlib import that importlib.util brings.
 _spec_from_file_location = importlib._bootstrap_external.spec_from_file_location
 _module_from_spec = importlib._bootstrap.module_from_spec
 
-logger = logging.getLogger("azmlinfsrv")
-user_script_logger = logging.getLogger("azmlinfsrv.user_script")
+logger = ServerLogger("azmlinfsrv")
+user_script_logger = ServerLogger("azmlinfsrv.user_script")
+swagger_logger = ServerLogger("azmlinfsrv.swagger")
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _DEFAULT_APP_ROOT = "/var/azureml-app"
@@ -100,6 +102,8 @@ class ConfigFile:
                 break
         if self.path is None:
             return
+        import json
+
         try:
             with open(self.path, encoding="utf-8") as f:
                 values = json.load(f)
@@ -180,6 +184,8 @@ def _say(text):
 
 
 def _use_json_formatter():
+    import logging
+
     from ._logging import JsonFormatter
 
     formatter = JsonFormatter()
@@ -194,6 +200,7 @@ def _configure_logging(app_root, entry_script):
         candidates.append(os.path.join(os.path.dirname(os.path.realpath(entry_script)), "logging.json"))
     for path in candidates:
         if os.path.isfile(path):
+            import json
             import logging.config
 
             with open(path, encoding="utf-8") as f:
@@ -202,18 +209,25 @@ def _configure_logging(app_root, entry_script):
                 _use_json_formatter()
             logger.info("Loaded logging config from %s", path)
             return
-    apply_packaged_logging()
     if _json_logs():
+        apply_packaged_logging()
         _use_json_formatter()
+    elif "logging" in sys.modules:  # imported before the boot (a .pth file, sitecustomize)
+        apply_packaged_logging()
+    else:
+        write_natively_until_imported(sys.stdout, apply_packaged_logging)
 
 
-def apply_packaged_logging():
+def apply_packaged_logging(stream=None):
     """What logging.config.dictConfig does with the packaged logging.json, without importing
     logging.config (and with it logging.handlers, socket, pickle, queue) at every worker start.
-    tests/python/test_package.py checks that the two configure the same thing."""
+    tests/python/test_package.py checks that the two configure the same thing. ``stream``: the
+    sys.stdout the configuration is for (the one at boot when it is applied later), else sys.stdout."""
+    import logging
+
     from ._logging import AML_LOG_FORMAT, UTCFormatter
 
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(sys.stdout if stream is None else stream)
     handler.set_name("aml_stdout")
     handler.setFormatter(UTCFormatter(fmt=AML_LOG_FORMAT))
     server_logger = logging.getLogger("azmlinfsrv")
@@ -275,7 +289,7 @@ def _enable_faulthandler():
     """The Python stacks in the log when the worker dies of a fatal signal (as the reference) and when
     the arbiter, seeing a run() older than WORKER_TIMEOUT, sends SIGUSR1 before killing the worker."""
     faulthandler.enable(all_threads=True)
-    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
+    faulthandler.register(_signal.SIGUSR1, all_threads=True, chain=False)
 
 
 _CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
@@ -481,13 +495,15 @@ def boot(claim_error_report):
 
     swaggers = build_swaggers(app_root, *_schema_swagger_inputs(run))
     if scoring_timeout_ms > 0:
-        signal.signal(signal.SIGALRM, _raise_timeout)
+        _signal.signal(_signal.SIGALRM, _raise_timeout)
     logger.info("Scoring timeout is set to %s", scoring_timeout_ms)
     return Entry(run, mode, inputs[0][0], wants_headers, scoring_timeout_ms, swaggers, inputs)
 
 
 def _user_traceback(error):
     """The traceback without the server's own frames and importlib's, which only hide the script's line."""
+    import traceback
+
     summary = traceback.TracebackException.from_exception(error)
     summary.stack = traceback.StackSummary.from_list(
         [frame for frame in summary.stack
@@ -539,15 +555,31 @@ _USER_SWAGGER_FILES = {"2": ("swagger.json", "swagger2.json"), "3": ("swagger3.j
 _UNDECORATED_SCHEMA = {"type": "object", "example": {}}
 
 
-def _swagger_from_template(version, input_schema, output_schema):
+# The undecorated documents as json.dumps writes them, placeholders kept: a worker serves them without
+# importing json (and re). undecorated_swagger_text() makes them; tests/python checks the files agree.
+_UNDECORATED_SWAGGER_FILES = {"2": "swagger2_undecorated.json", "3": "swagger3_undecorated.json",
+                              "3.1": "swagger3.1_undecorated.json"}
+
+
+def _swagger_substitutions():
+    prefix = _env("SERVICE_PATH_PREFIX", "")
+    return (("$SERVICE_NAME$", _env("SERVICE_NAME", "ML service")),
+            ("$SERVICE_VERSION$", _env("SERVICE_VERSION", "1.0")),
+            ("$PATH_PREFIX$", "/" + prefix.strip("/") if prefix else ""))
+
+
+def _substitute(text, substitutions):
+    for placeholder, value in substitutions:
+        text = text.replace(placeholder, value)
+    return text
+
+
+def _swagger_from_template(version, input_schema, output_schema, substitutions):
+    import json
+
     template_name = "swagger2_template.json" if version == "2" else "swagger3_template.json"
     with open(os.path.join(_PACKAGE_DIR, "swagger", template_name), encoding="utf-8") as f:
-        text = f.read()
-    prefix = _env("SERVICE_PATH_PREFIX", "")
-    text = (text.replace("$SERVICE_NAME$", _env("SERVICE_NAME", "ML service"))
-            .replace("$SERVICE_VERSION$", _env("SERVICE_VERSION", "1.0"))
-            .replace("$PATH_PREFIX$", "/" + prefix.strip("/") if prefix else ""))
-    document = json.loads(text)
+        document = json.loads(_substitute(f.read(), substitutions))
     schemas = document["definitions"] if version == "2" else document["components"]["schemas"]
     schemas["ServiceInput"] = input_schema
     schemas["ServiceOutput"] = output_schema
@@ -556,22 +588,39 @@ def _swagger_from_template(version, input_schema, output_schema):
     return document
 
 
+def undecorated_swagger_text(version):
+    """The content of the version's swagger*_undecorated.json."""
+    return json_dumps(_swagger_from_template(version, _UNDECORATED_SCHEMA, _UNDECORATED_SCHEMA, ()))
+
+
+def _needs_no_escaping(value):
+    # json.dumps writes these characters as they are, and json.loads reads them back as they are.
+    return all(" " <= c <= "~" and c not in '"\\' for c in value)
+
+
 def build_swaggers(app_root, input_schema=None, output_schema=None, versions=_SWAGGER_VERSIONS):
     """The swagger documents served for each supported version, as bytes, built once at boot."""
     swaggers = {}
+    substitutions = _swagger_substitutions()
+    plain = all(_needs_no_escaping(value) for _, value in substitutions)
     for version in versions:
         user_file = next((os.path.join(app_root, name) for name in _USER_SWAGGER_FILES[version]
                           if os.path.isfile(os.path.join(app_root, name))), None)
         if user_file:
+            import json
+
             with open(user_file, encoding="utf-8") as f:
-                document = json.load(f)
-            logging.getLogger("azmlinfsrv.swagger").info(
-                "Loaded user's swagger file for version [%s] from %s", version, user_file)
+                text = json_dumps(json.load(f))
+            swagger_logger.info("Loaded user's swagger file for version [%s] from %s", version, user_file)
+        elif not input_schema and not output_schema and plain:
+            # What json.dumps(json.loads(...)) of the substituted template gives, text for text.
+            path = os.path.join(_PACKAGE_DIR, "swagger", _UNDECORATED_SWAGGER_FILES[version])
+            with open(path, encoding="utf-8") as f:
+                text = _substitute(f.read(), substitutions)
         else:
-            document = _swagger_from_template(version, input_schema or _UNDECORATED_SCHEMA,
-                                              output_schema or _UNDECORATED_SCHEMA)
-        swaggers[version] = json.dumps(document).encode("utf-8")
-    swagger_logger = logging.getLogger("azmlinfsrv.swagger")
+            text = json_dumps(_swagger_from_template(version, input_schema or _UNDECORATED_SCHEMA,
+                                                     output_schema or _UNDECORATED_SCHEMA, substitutions))
+        swaggers[version] = text.encode("utf-8")
     skipped = [v for v in _SWAGGER_VERSIONS if v not in swaggers]
     if not swaggers:
         swagger_logger.info("No swagger is prepared.")
@@ -586,7 +635,16 @@ def build_swaggers(app_root, input_schema=None, output_schema=None, versions=_SW
 # ---- the rare paths of a request ------------------------------------------------------------------
 
 
+def json_dumps(value):
+    """json.dumps, for the values the native encoder leaves to it (and for the rare paths here)."""
+    import json
+
+    return json.dumps(value)
+
+
 def _json_or_text(value):
+    import json
+
     try:
         return json.loads(value)
     except ValueError:
@@ -595,7 +653,7 @@ def _json_or_text(value):
 
 def query_to_json(query):
     """CONTRACT.md 4.4: the query string as json.dumps of a dict; repeated keys become lists."""
-    return json.dumps(query_to_dict(query))
+    return json_dumps(query_to_dict(query))
 
 
 def query_to_dict(query):
@@ -641,6 +699,8 @@ def object_arguments(entry, method, query, content_type, body):
             raise ClientError(415, "Expects Content-Type to be application/json")
         if not body:
             raise ClientError(400, "POST body is empty. Expecting a JSON dictionary.")
+        import json
+
         try:
             data = json.loads(body)
         except ValueError as error:
@@ -672,6 +732,8 @@ def headers_dict(pairs):
 
 
 def log_exception(error):
+    import traceback
+
     logger.error("Encountered Exception: %s", "".join(traceback.format_exception(error)).rstrip("\n"))
 
 

@@ -5,9 +5,10 @@ is observable by clients of the reference server and is kept on purpose: a
 script validated against this server must behave the same in production.
 """
 
-import json
 
 def _make_aml_response():
+    import json  # here, not at the top: every worker imports this module, few scripts use AMLResponse
+
     try:
         from flask import Response as _BaseResponse
     except ImportError:

@@ -1,0 +1,171 @@
+"""The server's lines before and after the score script imports logging (_lazy_logging), and the swagger
+documents served without json: each fast path must give what the library gives, character for character."""
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from unittest import mock
+
+import pytest
+
+from azureml_inference_server_http import _lazy_logging, _server
+from azureml_inference_server_http._logging import AML_LOG_FORMAT, UTCFormatter
+
+PACKAGE_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "python_bridge", "python"))
+SWAGGER_DIR = os.path.join(PACKAGE_ROOT, "azureml_inference_server_http", "swagger")
+
+
+@pytest.mark.parametrize("created", [1764099710.096, 1764099710.0, 1764099710.9999999, 1.5, 2000000000.000999])
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL])
+@pytest.mark.parametrize("message", ["hello", "100% sure\nsecond line", "déjà vu ☃"])
+def test_native_line_is_the_packaged_formatters_line(created, level, message):
+    with mock.patch("time.time", return_value=created):  # LogRecord derives created and msecs from it
+        record = logging.LogRecord("azmlinfsrv.user_script", level, __file__, 1, message, None, None)
+    record.process = 4242
+    expected = UTCFormatter(fmt=AML_LOG_FORMAT).format(record)
+    assert _lazy_logging.format_line(created, level, 4242, "azmlinfsrv.user_script", message) == expected
+
+
+def _run(code, **env):
+    full_env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT, **env)
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env=full_env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _bare_interpreter_has(module):
+    """Whether this machine's site (a .pth file, sitecustomize) imports the module before any script."""
+    out = subprocess.run([sys.executable, "-c", f"import sys; print({module!r} in sys.modules)"],
+                         capture_output=True, text=True, timeout=60).stdout
+    return out.strip() == "True"
+
+
+def test_lines_are_native_until_logging_is_imported_then_configured_as_packaged(tmp_path):
+    if _bare_interpreter_has("logging"):
+        pytest.skip("this interpreter's site imports logging before any script")
+    proc = _run("""
+        import io, json, sys
+        from azureml_inference_server_http import _server, _print_hook
+        boot_stdout = sys.stdout
+        _server._configure_logging(%r, None)
+        before = "logging" in sys.modules
+        _server.logger.info("native %%s %%d%%%%", "line", 7)
+        _print_hook.install()
+        print("printed", 1)
+        meta_path_before = len(sys.meta_path)
+        import logging
+        state = {
+            "logging_imported_before": before,
+            "meta_path_grew_by": meta_path_before - len(sys.meta_path),
+            "loader_is_real": type(logging.__loader__).__name__, "spec_loader_is_real": type(logging.__spec__.loader).__name__,
+            "handlers": [(h.name, type(h.formatter).__name__, h.stream is boot_stdout)
+                         for h in logging.getLogger("azmlinfsrv").handlers],
+            "level": logging.getLogger("azmlinfsrv").level,
+            "propagate": logging.getLogger("azmlinfsrv").propagate,
+            "loggers": sorted(n for n in logging.root.manager.loggerDict if n.startswith("azmlinfsrv")),
+        }
+        seen = []
+        class Catch(logging.Handler):
+            def emit(self, record):
+                seen.append((record.name, record.getMessage(), record.funcName, record.filename))
+        logging.getLogger("azmlinfsrv").addHandler(Catch())
+        def call_site():
+            _server.logger.info("through %%s", "logging")
+        call_site()
+        print("printed", 2)
+        state["seen"] = seen
+        sys.stderr.write(json.dumps(state))
+    """ % str(tmp_path))
+    state = json.loads(proc.stderr)
+    assert state["logging_imported_before"] is False
+    assert state["meta_path_grew_by"] == 1  # the finder left sys.meta_path once it had fired
+    assert (state["loader_is_real"], state["spec_loader_is_real"]) == ("SourceFileLoader", "SourceFileLoader")
+    assert state["handlers"] == [["aml_stdout", "UTCFormatter", True]]
+    assert (state["level"], state["propagate"]) == (logging.INFO, False)
+    assert state["loggers"] == ["azmlinfsrv", "azmlinfsrv.print", "azmlinfsrv.swagger", "azmlinfsrv.user_script"]
+    # The record names the server's call site, as when the server called logging itself.
+    assert state["seen"] == [["azmlinfsrv", "through logging", "call_site", "<string>"],
+                             ["azmlinfsrv.print", "printed 2", "_print_to_logger", "_print_hook.py"]]
+    lines = proc.stdout.splitlines()
+    pid = r"\[\d+\]"
+    patterns = [rf"I {pid} azmlinfsrv - native line 7%$", rf"I {pid} azmlinfsrv.print - printed 1$",
+                rf"I {pid} azmlinfsrv - through logging$", rf"I {pid} azmlinfsrv.print - printed 2$"]
+    assert len(lines) == 4, lines
+    for line, pattern in zip(lines, patterns):
+        assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} " + pattern, line), (line, pattern)
+
+
+def test_a_line_the_stream_cannot_take_goes_through_logging_and_its_error_handling(tmp_path):
+    # A lone surrogate cannot be written to a strict UTF-8 stdout: logging reports it on stderr
+    # ("--- Logging error ---") and goes on; so does the server before the script imports logging.
+    if _bare_interpreter_has("logging"):
+        pytest.skip("this interpreter's site imports logging before any script")
+    proc = _run("""
+        import sys
+        from azureml_inference_server_http import _server
+        _server._configure_logging(%r, None)
+        _server.logger.error("bad %%s", "\\udc80")
+        _server.logger.info("after")
+        sys.stderr.write("\\nlogging imported: %%s" %% ("logging" in sys.modules))
+    """ % str(tmp_path), PYTHONIOENCODING="utf-8:strict")
+    assert "--- Logging error ---" in proc.stderr
+    assert "UnicodeEncodeError" in proc.stderr
+    assert proc.stderr.endswith("logging imported: True")
+    assert proc.stdout.endswith(" azmlinfsrv - after\n")
+
+
+def test_server_package_imports_neither_logging_nor_json(tmp_path):
+    heavy = [m for m in ("logging", "json", "re", "traceback", "enum") if not _bare_interpreter_has(m)]
+    if not heavy:
+        pytest.skip("this interpreter's site imports them all")
+    proc = _run("""
+        import sys
+        from azureml_inference_server_http import _server, _print_hook
+        from azureml_inference_server_http.api import aml_request, aml_response
+        _server._configure_logging(%r, None)
+        _server.logger.info("a line")
+        _server.build_swaggers(%r)
+        print(sorted(m for m in %r if m in sys.modules), file=sys.stderr)
+    """ % (str(tmp_path), str(tmp_path), heavy))
+    assert proc.stderr.strip() == "[]", proc.stderr
+
+
+# --- swagger ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("version", ["2", "3", "3.1"])
+def test_undecorated_swagger_files_are_what_json_dumps_gives(version):
+    path = os.path.join(SWAGGER_DIR, _server._UNDECORATED_SWAGGER_FILES[version])
+    with open(path, encoding="utf-8") as f:
+        committed = f.read()
+    assert committed == _server.undecorated_swagger_text(version), (
+        f"{path} no longer matches its template: regenerate it with "
+        f"PYTHONPATH=python_bridge/python /usr/bin/python3 -c \"import sys; from azureml_inference_server_http "
+        f"import _server; sys.stdout.write(_server.undecorated_swagger_text('{version}'))\" > {path}")
+
+
+def _slow_swaggers(app_root):
+    """build_swaggers the long way: every document through json.loads and json.dumps."""
+    return {v: json.dumps(_server._swagger_from_template(v, _server._UNDECORATED_SCHEMA, _server._UNDECORATED_SCHEMA,
+                                                          _server._swagger_substitutions())).encode("utf-8")
+            for v in _server._SWAGGER_VERSIONS}
+
+
+@pytest.mark.parametrize("env", [
+    {},
+    {"SERVICE_NAME": "iris-classifier", "SERVICE_VERSION": "7.2", "SERVICE_PATH_PREFIX": "/api/v1/"},
+    {"SERVICE_PATH_PREFIX": "x", "SERVICE_NAME": "name with spaces, $ and ~ {}[]:,"},
+    {"SERVICE_NAME": "$SERVICE_VERSION$", "SERVICE_VERSION": "$PATH_PREFIX$", "SERVICE_PATH_PREFIX": "p"},
+    {"SERVICE_NAME": "caf\u00e9 \u2603"},  # non-ASCII: the long way
+    {"SERVICE_VERSION": "a\\/b \\u0041"},  # escapes json.dumps writes differently: the long way
+], ids=["defaults", "set", "punctuation", "placeholders", "non-ascii", "escapes"])
+def test_swaggers_served_are_json_dumps_of_the_template(env, monkeypatch, tmp_path):
+    for name in ("SERVICE_NAME", "SERVICE_VERSION", "SERVICE_PATH_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _server.build_swaggers(str(tmp_path)) == _slow_swaggers(str(tmp_path))
