@@ -93,7 +93,9 @@ void serve_jobs(Slot& slot, JobQueue& queue) {
 // be killed): their exit makes the arbiter stop the generation, the reporter with it.
 void finish_boot_failure(Table& table, bool reporting) {
   if (reporting) {
-    table.boot_failure_reported.store(kBootReportWritten);
+    // Only over its own "writing": a reload may have reset the flag for a new generation meanwhile.
+    uint32_t writing = kBootReportWriting;
+    table.boot_failure_reported.compare_exchange_strong(writing, kBootReportWritten);
     return;
   }
   uint64_t give_up_ns = monotonic_ns() + 5'000'000'000ull;

@@ -1,5 +1,6 @@
 """Checklist items 75, 76 (CONTRACT.md 6), and logging when the script imports it (or never does)."""
 import datetime
+import json
 import re
 import subprocess
 import sys
@@ -86,7 +87,8 @@ def test_script_importing_logging_finds_the_server_configuration_and_can_change_
 
 def test_worker_imports_no_logging_or_json_the_script_does_not_use(server):
     # logging, json and their re, traceback and enum are most of a worker's start-up; the server imports
-    # them only when the script (or a library) does. Modules this machine's site imports don't count.
+    # them only when the script (or a library) does. Modules this machine's site imports don't count: the
+    # suite runs under the interpreter the server embeds (/usr/bin/python3 unless -Dpython says otherwise).
     candidates = ["logging", "json", "re", "traceback", "enum", "signal", "inspect", "urllib.parse"]
     bare = subprocess.run([sys.executable, "-c", f"import sys; print([m for m in {candidates!r} if m in sys.modules])"],
                           capture_output=True, text=True, timeout=60, check=True).stdout
@@ -99,3 +101,36 @@ def test_worker_imports_no_logging_or_json_the_script_does_not_use(server):
     assert r.status == 200 and r.json()["info"]["title"] == "ML service", r
     r = request(s.port, "POST", "/score", body=",".join(heavy))
     assert r.json() == [], r.json()
+
+
+def test_user_logging_json_disables_the_server_loggers_that_exist_before_it(server, tmp_path):
+    # dictConfig's disable_existing_loggers (true by default): azmlinfsrv and azmlinfsrv.user_script exist
+    # when a user logging.json is applied, so they go quiet; azmlinfsrv.print and .swagger come later.
+    (tmp_path / "logging.json").write_text(json.dumps({
+        "version": 1,
+        "formatters": {"f": {"format": "ROOT %(name)s | %(message)s"}},
+        "handlers": {"h": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "f"}},
+        "root": {"level": "INFO", "handlers": ["h"]},
+    }))
+    s = server.start("print_in_init.py", cwd=str(tmp_path))
+    s.wait_for_log(r"^ROOT azmlinfsrv\.swagger \| Swaggers are prepared for the following versions")
+    out = s.stdout()
+    assert "ROOT azmlinfsrv.print | Initializing" in out, out
+    for silenced in ("Found user script at", "Invoking user's init function", "Users's init has completed",
+                     "Scoring timeout is set to", str(tmp_path / "logging.json")):
+        assert silenced not in out, (silenced, out)
+
+
+def test_logging_configured_in_init_disables_only_the_loggers_made_before(server):
+    s = server.start("logging_dictconfig_in_init.py")
+    s.wait_for_log(rf"^{TS} I \[\d+\] azmlinfsrv\.swagger - Swaggers are prepared for the following versions")
+    out = s.stdout()
+    assert re.search(rf"^{TS} I \[\d+\] azmlinfsrv\.user_script - Invoking user's init function$", out, re.M), out
+    for silenced in ("Users's init has completed", "Scoring timeout is set to"):
+        assert silenced not in out, (silenced, out)
+
+
+def test_reloading_logging_keeps_the_server_loggers(server):
+    s = server.start("logging_reload.py")
+    s.wait_for_log(rf"^{TS} I \[\d+\] azmlinfsrv\.user_script - Users's init has completed successfully$")
+    s.wait_for_log(rf"^{TS} I \[\d+\] azmlinfsrv - Scoring timeout is set to \d+$")

@@ -58,7 +58,12 @@ def test_lines_are_native_until_logging_is_imported_then_configured_as_packaged(
         _print_hook.install()
         print("printed", 1)
         meta_path_before = len(sys.meta_path)
+        import importlib.util
+        found = importlib.util.find_spec("logging")  # the wrapped loader answers as the real one
+        loader_answers = [found.loader.is_package("logging"), found.loader.get_filename("logging")]
+        sys.stdout = io.StringIO()  # the configuration is for the stdout of the boot, not this one
         import logging
+        sys.stdout = boot_stdout
         state = {
             "logging_imported_before": before,
             "meta_path_grew_by": meta_path_before - len(sys.meta_path),
@@ -67,7 +72,8 @@ def test_lines_are_native_until_logging_is_imported_then_configured_as_packaged(
                          for h in logging.getLogger("azmlinfsrv").handlers],
             "level": logging.getLogger("azmlinfsrv").level,
             "propagate": logging.getLogger("azmlinfsrv").propagate,
-            "loggers": sorted(n for n in logging.root.manager.loggerDict if n.startswith("azmlinfsrv")),
+            "loggers": [n for n in logging.root.manager.loggerDict if n.startswith("azmlinfsrv")],
+            "loader_answers": loader_answers,
         }
         seen = []
         class Catch(logging.Handler):
@@ -87,7 +93,9 @@ def test_lines_are_native_until_logging_is_imported_then_configured_as_packaged(
     assert (state["loader_is_real"], state["spec_loader_is_real"]) == ("SourceFileLoader", "SourceFileLoader")
     assert state["handlers"] == [["aml_stdout", "UTCFormatter", True]]
     assert (state["level"], state["propagate"]) == (logging.INFO, False)
-    assert state["loggers"] == ["azmlinfsrv", "azmlinfsrv.print", "azmlinfsrv.swagger", "azmlinfsrv.user_script"]
+    # Made in the order the server made them; azmlinfsrv.swagger only comes with the swagger documents.
+    assert state["loggers"] == ["azmlinfsrv", "azmlinfsrv.user_script", "azmlinfsrv.print"]
+    assert state["loader_answers"][0] is True and state["loader_answers"][1].endswith("/logging/__init__.py")
     # The record names the server's call site, as when the server called logging itself.
     assert state["seen"] == [["azmlinfsrv", "through logging", "call_site", "<string>"],
                              ["azmlinfsrv.print", "printed 2", "_print_to_logger", "_print_hook.py"]]
@@ -119,6 +127,24 @@ def test_a_line_the_stream_cannot_take_goes_through_logging_and_its_error_handli
     assert proc.stdout.endswith(" azmlinfsrv - after\n")
 
 
+def test_without_stdout_the_lines_go_to_stderr_as_the_handler_sends_them(tmp_path):
+    # fd 1 closed: sys.stdout is None, and logging.StreamHandler(None) writes to stderr.
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import sys
+        from azureml_inference_server_http import _server
+        assert sys.stdout is None
+        _server._configure_logging(%r, None)
+        _server.logger.info("info line")
+        _server.logger.warning("warning line")
+    """ % str(tmp_path))], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60,
+        env=dict(os.environ, PYTHONPATH=PACKAGE_ROOT), pass_fds=(), close_fds=True,
+        preexec_fn=lambda: os.close(1))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert [line.split(" - ", 1)[1] for line in lines] == ["info line", "warning line"], proc.stderr
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} I \[\d+\] azmlinfsrv - info line$", lines[0]), lines
+
+
 def test_server_package_imports_neither_logging_nor_json(tmp_path):
     heavy = [m for m in ("logging", "json", "re", "traceback", "enum") if not _bare_interpreter_has(m)]
     if not heavy:
@@ -148,11 +174,26 @@ def test_undecorated_swagger_files_are_what_json_dumps_gives(version):
         f"import _server; sys.stdout.write(_server.undecorated_swagger_text('{version}'))\" > {path}")
 
 
-def _slow_swaggers(app_root):
-    """build_swaggers the long way: every document through json.loads and json.dumps."""
-    return {v: json.dumps(_server._swagger_from_template(v, _server._UNDECORATED_SCHEMA, _server._UNDECORATED_SCHEMA,
-                                                          _server._swagger_substitutions())).encode("utf-8")
-            for v in _server._SWAGGER_VERSIONS}
+def _slow_swaggers():
+    """The undecorated documents as the reference makes them: the template's text with the values replaced
+    in turn, json.loads, the two schemas set, json.dumps. Written out here, apart from _server's code."""
+    prefix = os.environ.get("SERVICE_PATH_PREFIX", "")
+    documents = {}
+    for version in ("2", "3", "3.1"):
+        with open(os.path.join(SWAGGER_DIR, "swagger2_template.json" if version == "2" else "swagger3_template.json"),
+                  encoding="utf-8") as f:
+            text = f.read()
+        text = (text.replace("$SERVICE_NAME$", os.environ.get("SERVICE_NAME", "ML service"))
+                .replace("$SERVICE_VERSION$", os.environ.get("SERVICE_VERSION", "1.0"))
+                .replace("$PATH_PREFIX$", "/" + prefix.strip("/") if prefix else ""))
+        document = json.loads(text)
+        schemas = document["definitions"] if version == "2" else document["components"]["schemas"]
+        schemas["ServiceInput"] = {"type": "object", "example": {}}
+        schemas["ServiceOutput"] = {"type": "object", "example": {}}
+        if version == "3.1":
+            document["openapi"] = "3.1.0"
+        documents[version] = json.dumps(document).encode("utf-8")
+    return documents
 
 
 @pytest.mark.parametrize("env", [
@@ -168,4 +209,4 @@ def test_swaggers_served_are_json_dumps_of_the_template(env, monkeypatch, tmp_pa
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert _server.build_swaggers(str(tmp_path)) == _slow_swaggers(str(tmp_path))
+    assert _server.build_swaggers(str(tmp_path)) == _slow_swaggers()

@@ -3,9 +3,11 @@
 The stdlib logging module, with ``re``, ``traceback``, ``string`` and ``threading`` behind it, used to be
 a third of a worker's start-up. A script that never imports logging cannot observe how the server's
 lines were written, so until then each line is formatted here exactly as the packaged logging.json's
-handler formats it and written to the same stream. The moment anything imports logging, the packaged
-configuration is applied to it, before the importer goes on; from then on every line goes through
-logging, so that the levels, handlers and filters a script sets apply as in the reference.
+handler formats it and written to the same stream. The moment anything imports logging, the server's
+loggers that exist by then are created in it, in the order the server made them, and the packaged
+configuration is applied, before the importer goes on; from then on every line goes through those
+Logger objects, so that the levels, handlers, filters and configurations a script sets apply as in the
+reference.
 
 Nothing is written natively unless the server armed it (``write_natively_until_imported``); the package
 imported anywhere else (tests, tools) always logs through logging.
@@ -18,17 +20,30 @@ import time
 _INFO, _WARNING, _ERROR, _CRITICAL = 20, 30, 40, 50
 _LEVEL_LETTER = {_INFO: "I", _WARNING: "W", _ERROR: "E", _CRITICAL: "C"}
 
-_stream = None  # the stdout the packaged handler would write to; None: every line goes through logging
+_armed = False
+_stream = None  # the stream the packaged handler writes to, captured at boot
 _configure = None  # applies the packaged configuration, given that stream
-_names = []  # the loggers stood in for, created in logging when it loads, as an eager configuration did
+_loggers = {}  # name -> ServerLogger, in the order the server made them
 
 
 def format_line(created, level, pid, name, message):
     """The packaged handler's line: UTCFormatter with "%(asctime)s %(levelname).1s [%(process)d]
-    %(name)s - %(message)s", milliseconds truncated as logging.LogRecord truncates them."""
+    %(name)s - %(message)s", milliseconds truncated from a time.time() float as Python 3.11's
+    LogRecord does."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(created))
     return "%s,%03d %s [%d] %s - %s" % (stamp, int((created - int(created)) * 1000), _LEVEL_LETTER[level], pid,
                                         name, message)
+
+
+def get_logger(name):
+    """The server's logger of that name, made once, like logging.getLogger. Its logging.Logger is created
+    now when logging is imported, else when it is; a configuration applied later finds it either way."""
+    server_logger = _loggers.get(name)
+    if server_logger is None:
+        server_logger = _loggers[name] = ServerLogger(name)
+        if "logging" in sys.modules:
+            server_logger.logger = sys.modules["logging"].getLogger(name)
+    return server_logger
 
 
 class ServerLogger:
@@ -37,7 +52,7 @@ class ServerLogger:
 
     def __init__(self, name):
         self.name = name
-        _names.append(name)
+        self.logger = None  # the logging.Logger, bound once, as the server held it before
 
     def info(self, msg, *args):
         self._log(_INFO, msg, args)
@@ -52,46 +67,54 @@ class ServerLogger:
         self._log(_CRITICAL, msg, args)
 
     def _log(self, level, msg, args):
-        if _stream is not None and "logging" not in sys.modules:
-            try:
-                message = str(msg) % args if args else str(msg)
-                line = format_line(time.time(), level, os.getpid(), self.name, message)
-                _stream.write(line + "\n")
-                _stream.flush()
-                return
-            except Exception:  # noqa: BLE001 - logging's own handling of a bad record is what the script sees
-                pass
-        import logging  # noqa: PLC0415 - configures it first when the server armed native lines
+        if _armed:
+            if "logging" not in sys.modules:
+                try:
+                    message = str(msg) % args if args else str(msg)
+                    # A write that raises has written nothing (the text is encoded first); logging then
+                    # meets the same error and reports it as it would have.
+                    _stream.write(format_line(time.time(), level, os.getpid(), self.name, message) + "\n")
+                    _stream.flush()
+                    return
+                except Exception:  # noqa: BLE001
+                    pass
+            # Configured now: on that error, or when logging was imported without the finder seeing it.
+            _configure_if_armed()
+        if self.logger is None:
+            import logging  # noqa: PLC0415
 
-        _configure_if_armed()
+            self.logger = logging.getLogger(self.name)
         # stacklevel: the record names the server's call site, as when it called logging itself.
-        logging.getLogger(self.name).log(level, msg, *args, stacklevel=3)
+        self.logger.log(level, msg, *args, stacklevel=3)
+
+
+def use_logging_now():
+    """Creates the server's loggers in logging, before a configuration that must find them is applied."""
+    import logging  # noqa: PLC0415
+
+    for server_logger in _loggers.values():
+        if server_logger.logger is None:
+            server_logger.logger = logging.getLogger(server_logger.name)
 
 
 def write_natively_until_imported(stream, configure):
     """Arms native lines on ``stream`` until logging is imported; then ``configure(stream)`` runs
     right after logging's own module code, before the importer gets the module."""
-    global _stream, _configure
-    _stream, _configure = stream, configure
-    sys.meta_path.insert(0, _ConfigureLoggingOnImport)
-
-
-def is_armed():
-    return _stream is not None
+    global _armed, _stream, _configure
+    _armed, _stream, _configure = True, stream, configure
+    if _ConfigureLoggingOnImport not in sys.meta_path:
+        sys.meta_path.insert(0, _ConfigureLoggingOnImport)
 
 
 def _configure_if_armed():
-    global _stream, _configure
-    if _stream is None:
+    global _armed, _stream, _configure
+    if not _armed:
         return
     stream, configure = _stream, _configure
-    _stream = _configure = None
+    _armed, _stream, _configure = False, None, None
     if _ConfigureLoggingOnImport in sys.meta_path:
         sys.meta_path.remove(_ConfigureLoggingOnImport)
-    import logging  # noqa: PLC0415
-
-    for name in _names:
-        logging.getLogger(name)
+    use_logging_now()
     configure(stream)
 
 
@@ -101,12 +124,17 @@ class _ConfigureLoggingOnImport:
 
     @staticmethod
     def find_spec(name, path=None, target=None):
-        if name != "logging" or _stream is None:
+        if name != "logging" or not _armed:
             return None
+        import importlib._bootstrap as bootstrap  # noqa: PLC0415 - loaded at start-up, frozen
+
         behind = sys.meta_path[sys.meta_path.index(_ConfigureLoggingOnImport) + 1:]
         for finder in behind:
             find_spec = getattr(finder, "find_spec", None)
-            spec = find_spec(name, path, target) if find_spec else None
+            if find_spec is not None:
+                spec = find_spec(name, path, target)
+            else:  # a finder with only the old find_module, which Python 3.11 still asks
+                spec = bootstrap._find_spec_legacy(finder, name, path)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
                     spec.loader = _ConfiguringLoader(spec.loader)
@@ -115,8 +143,13 @@ class _ConfigureLoggingOnImport:
 
 
 class _ConfiguringLoader:
+    """The real loader, with the packaged configuration applied after the module's code."""
+
     def __init__(self, loader):
         self.loader = loader
+
+    def __getattr__(self, name):  # get_filename, get_source, is_package, get_resource_reader ...
+        return getattr(self.loader, name)
 
     def create_module(self, spec):
         return self.loader.create_module(spec)

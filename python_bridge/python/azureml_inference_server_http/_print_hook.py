@@ -8,9 +8,9 @@ is left alone.
 import builtins
 import sys
 
-from ._lazy_logging import ServerLogger
+from ._lazy_logging import get_logger
 
-_logger = ServerLogger("azmlinfsrv.print")
+_logger = get_logger("azmlinfsrv.print")
 _original_print = None
 
 

@@ -14,7 +14,7 @@ import os
 import sys
 import types
 
-from ._lazy_logging import ServerLogger, write_natively_until_imported
+from ._lazy_logging import get_logger, use_logging_now, write_natively_until_imported
 
 # Not imported here: logging, json, traceback, inspect, logging.config, importlib.util and urllib.parse,
 # which (with re and enum behind them) cost a worker more start-up time than the rest of its boot. Each
@@ -25,9 +25,8 @@ from ._lazy_logging import ServerLogger, write_natively_until_imported
 _spec_from_file_location = importlib._bootstrap_external.spec_from_file_location
 _module_from_spec = importlib._bootstrap.module_from_spec
 
-logger = ServerLogger("azmlinfsrv")
-user_script_logger = ServerLogger("azmlinfsrv.user_script")
-swagger_logger = ServerLogger("azmlinfsrv.swagger")
+logger = get_logger("azmlinfsrv")
+user_script_logger = get_logger("azmlinfsrv.user_script")
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _DEFAULT_APP_ROOT = "/var/azureml-app"
@@ -203,19 +202,22 @@ def _configure_logging(app_root, entry_script):
             import json
             import logging.config
 
+            use_logging_now()  # the server's loggers exist before the configuration, which may disable them
             with open(path, encoding="utf-8") as f:
                 logging.config.dictConfig(json.load(f))
             if _json_logs():
                 _use_json_formatter()
             logger.info("Loaded logging config from %s", path)
             return
-    if _json_logs():
+    # StreamHandler(sys.stdout) writes to stderr when there is no stdout (fd 1 closed).
+    stream = sys.stdout if sys.stdout is not None else sys.stderr
+    if _json_logs() or "logging" in sys.modules or stream is None:  # imported already: a .pth, sitecustomize
+        use_logging_now()
         apply_packaged_logging()
-        _use_json_formatter()
-    elif "logging" in sys.modules:  # imported before the boot (a .pth file, sitecustomize)
-        apply_packaged_logging()
+        if _json_logs():
+            _use_json_formatter()
     else:
-        write_natively_until_imported(sys.stdout, apply_packaged_logging)
+        write_natively_until_imported(stream, apply_packaged_logging)
 
 
 def apply_packaged_logging(stream=None):
@@ -600,6 +602,7 @@ def _needs_no_escaping(value):
 
 def build_swaggers(app_root, input_schema=None, output_schema=None, versions=_SWAGGER_VERSIONS):
     """The swagger documents served for each supported version, as bytes, built once at boot."""
+    swagger_logger = get_logger("azmlinfsrv.swagger")  # made here, after init(), as the reference makes it
     swaggers = {}
     substitutions = _swagger_substitutions()
     plain = all(_needs_no_escaping(value) for _, value in substitutions)
