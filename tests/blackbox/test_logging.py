@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from bb_http import request
 
 TS = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d{3}"
@@ -134,3 +135,15 @@ def test_reloading_logging_keeps_the_server_loggers(server):
     s = server.start("logging_reload.py")
     s.wait_for_log(rf"^{TS} I \[\d+\] azmlinfsrv\.user_script - Users's init has completed successfully$")
     s.wait_for_log(rf"^{TS} I \[\d+\] azmlinfsrv - Scoring timeout is set to \d+$")
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_logging_configured_at_script_import_disables_the_server_loggers_made_before(server, log_format):
+    # In both formats the server's loggers exist before the script runs (with JSON logs, logging is
+    # configured at boot; with text, when the script imports it), as with the reference.
+    s = server.start("logging_dictconfig_at_import.py", args=["--log_format", log_format])
+    s.wait_for_log(r"Swaggers are prepared for the following versions")
+    out = s.stdout()
+    for silenced in ("printed in init", "Invoking user's init function", "Users's init has completed",
+                     "Scoring timeout is set to"):
+        assert silenced not in out, (silenced, out)

@@ -210,3 +210,101 @@ def test_swaggers_served_are_json_dumps_of_the_template(env, monkeypatch, tmp_pa
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert _server.build_swaggers(str(tmp_path)) == _slow_swaggers()
+
+
+def test_a_thread_logging_while_another_imports_logging_waits_for_the_configuration(tmp_path):
+    # Thread A imports logging; its module code is slow. Thread B writes a server line meanwhile: B must
+    # wait for A's import (which configures logging), so A finds logging configured when its import
+    # returns and neither line is lost.
+    if _bare_interpreter_has("logging"):
+        pytest.skip("this interpreter's site imports logging before any script")
+    proc = _run("""
+        import importlib.machinery, sys, threading, time, json
+        from azureml_inference_server_http import _server
+        _server._configure_logging(%r, None)
+        module_ran = threading.Event()
+
+        class SlowLoader(importlib.machinery.SourceFileLoader):
+            def exec_module(self, module):
+                super().exec_module(module)
+                module_ran.set()
+                time.sleep(0.5)
+
+        class SlowFinder:
+            @staticmethod
+            def find_spec(name, path=None, target=None):
+                if name != "logging":
+                    return None
+                spec = importlib.machinery.PathFinder.find_spec(name, path)
+                spec.loader = SlowLoader(spec.loader.name, spec.loader.path)
+                return spec
+
+        sys.meta_path.insert(1, SlowFinder)  # behind the server's finder
+
+        def b():
+            module_ran.wait()
+            _server.logger.info("from B")
+
+        thread = threading.Thread(target=b)
+        thread.start()
+        import logging
+        handlers = [h.name for h in logging.getLogger("azmlinfsrv").handlers]
+        _server.logger.info("from A")
+        thread.join()
+        sys.stderr.write(json.dumps({"handlers": handlers,
+                                     "after": [h.name for h in logging.getLogger("azmlinfsrv").handlers]}))
+    """ % str(tmp_path))
+    state = json.loads(proc.stderr)
+    assert state == {"handlers": ["aml_stdout"], "after": ["aml_stdout"]}, state
+    messages = sorted(line.split(" - ", 1)[1] for line in proc.stdout.splitlines())
+    assert messages == ["from A", "from B"], proc.stdout
+
+
+def test_a_finder_with_only_find_module_still_loads_logging_and_it_is_configured(tmp_path):
+    if _bare_interpreter_has("logging"):
+        pytest.skip("this interpreter's site imports logging before any script")
+    proc = _run("""
+        import importlib.machinery, sys, json
+        from azureml_inference_server_http import _server
+        _server._configure_logging(%r, None)
+
+        class OldFinder:  # the pre-3.4 protocol, which Python 3.11 still honours
+            loader = None
+
+            @classmethod
+            def find_module(cls, name, path=None):
+                if name != "logging":
+                    return None
+                spec = importlib.machinery.PathFinder.find_spec(name, path)
+                cls.loader = importlib.machinery.SourceFileLoader(spec.loader.name, spec.loader.path)
+                return cls.loader
+
+        sys.meta_path.insert(1, OldFinder)
+        import logging
+        sys.stderr.write(json.dumps({"by_old_finder": logging.__loader__ is OldFinder.loader,
+                                     "handlers": [h.name for h in logging.getLogger("azmlinfsrv").handlers]}))
+    """ % str(tmp_path))
+    assert json.loads(proc.stderr.splitlines()[-1]) == {"by_old_finder": True, "handlers": ["aml_stdout"]}
+
+
+def test_a_line_written_whose_flush_fails_is_not_written_again(tmp_path):
+    proc = _run("""
+        import sys
+        from azureml_inference_server_http import _lazy_logging, _server
+
+        class FlushFailsOnce:
+            def __init__(self):
+                self.text, self.failed = "", False
+            def write(self, text):
+                self.text += text
+            def flush(self):
+                if not self.failed:
+                    self.failed = True
+                    raise BlockingIOError(11, "flush failed")
+
+        stream = FlushFailsOnce()
+        _lazy_logging.write_natively_until_imported(stream, _server.apply_packaged_logging)
+        _lazy_logging.get_logger("azmlinfsrv").info("once")
+        sys.stderr.write(stream.text)
+    """)
+    assert proc.stderr.count(" azmlinfsrv - once\n") == 1, proc.stderr

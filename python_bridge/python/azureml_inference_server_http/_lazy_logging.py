@@ -13,6 +13,7 @@ Nothing is written natively unless the server armed it (``write_natively_until_i
 imported anywhere else (tests, tools) always logs through logging.
 """
 
+import _thread
 import os
 import sys
 import time
@@ -23,6 +24,8 @@ _LEVEL_LETTER = {_INFO: "I", _WARNING: "W", _ERROR: "E", _CRITICAL: "C"}
 _armed = False
 _stream = None  # the stream the packaged handler writes to, captured at boot
 _configure = None  # applies the packaged configuration, given that stream
+_configuring = False  # by the thread holding _lock, which may come back through logging's import
+_lock = _thread.RLock()
 _loggers = {}  # name -> ServerLogger, in the order the server made them
 
 
@@ -69,17 +72,19 @@ class ServerLogger:
     def _log(self, level, msg, args):
         if _armed:
             if "logging" not in sys.modules:
+                written = False
                 try:
                     message = str(msg) % args if args else str(msg)
                     # A write that raises has written nothing (the text is encoded first); logging then
                     # meets the same error and reports it as it would have.
                     _stream.write(format_line(time.time(), level, os.getpid(), self.name, message) + "\n")
+                    written = True
                     _stream.flush()
                     return
                 except Exception:  # noqa: BLE001
-                    pass
-            # Configured now: on that error, or when logging was imported without the finder seeing it.
-            _configure_if_armed()
+                    if written:  # never twice; logging would have reported the failed flush on stderr
+                        return
+            configure_if_imported()
         if self.logger is None:
             import logging  # noqa: PLC0415
 
@@ -106,16 +111,40 @@ def write_natively_until_imported(stream, configure):
         sys.meta_path.insert(0, _ConfigureLoggingOnImport)
 
 
-def _configure_if_armed():
-    global _armed, _stream, _configure
-    if not _armed:
-        return
-    stream, configure = _stream, _configure
-    _armed, _stream, _configure = False, None, None
-    if _ConfigureLoggingOnImport in sys.meta_path:
-        sys.meta_path.remove(_ConfigureLoggingOnImport)
-    use_logging_now()
-    configure(stream)
+def configure_if_imported():
+    """Applies the packaged configuration now if logging was imported without the finder's doing (a
+    finder ahead of it found logging, say): before the script's init() rather than at the next line."""
+    if _armed and "logging" in sys.modules:
+        # First wait for an import under way in another thread (it configures logging itself), so that
+        # _lock is never held while waiting for logging's module lock: that thread takes _lock under it.
+        import logging  # noqa: F401, PLC0415
+
+        _configure_now()
+
+
+def _configure_now():
+    global _armed, _configuring
+    with _lock:
+        if not _armed or _configuring:
+            return
+        _configuring = True
+        unbound = [server_logger for server_logger in _loggers.values() if server_logger.logger is None]
+        try:
+            if _ConfigureLoggingOnImport in sys.meta_path:
+                sys.meta_path.remove(_ConfigureLoggingOnImport)
+            use_logging_now()
+            _configure(_stream)
+            _armed = False  # only now: until then other threads wait on the lock, then find it configured
+        except BaseException:
+            # An import of logging that fails here (a scoring timeout in the middle, say) leaves it
+            # unimported: the next one is configured again, with loggers of the module that stays.
+            for server_logger in unbound:
+                server_logger.logger = None
+            if _ConfigureLoggingOnImport not in sys.meta_path:
+                sys.meta_path.insert(0, _ConfigureLoggingOnImport)
+            raise
+        finally:
+            _configuring = False
 
 
 class _ConfigureLoggingOnImport:
@@ -129,12 +158,15 @@ class _ConfigureLoggingOnImport:
         import importlib._bootstrap as bootstrap  # noqa: PLC0415 - loaded at start-up, frozen
 
         behind = sys.meta_path[sys.meta_path.index(_ConfigureLoggingOnImport) + 1:]
+        find_spec_legacy = getattr(bootstrap, "_find_spec_legacy", None)  # gone in Python 3.12
         for finder in behind:
             find_spec = getattr(finder, "find_spec", None)
             if find_spec is not None:
                 spec = find_spec(name, path, target)
-            else:  # a finder with only the old find_module, which Python 3.11 still asks
-                spec = bootstrap._find_spec_legacy(finder, name, path)
+            elif find_spec_legacy is not None:  # a finder with only the old find_module, which 3.11 still asks
+                spec = find_spec_legacy(finder, name, path)
+            else:
+                continue
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
                     spec.loader = _ConfiguringLoader(spec.loader)
@@ -149,6 +181,8 @@ class _ConfiguringLoader:
         self.loader = loader
 
     def __getattr__(self, name):  # get_filename, get_source, is_package, get_resource_reader ...
+        if name == "loader":  # not set yet (copy.copy makes the object without __init__)
+            raise AttributeError(name)
         return getattr(self.loader, name)
 
     def create_module(self, spec):
@@ -160,4 +194,4 @@ class _ConfiguringLoader:
         if module.__spec__ is not None:
             module.__spec__.loader = self.loader
         self.loader.exec_module(module)
-        _configure_if_armed()
+        _configure_now()

@@ -14,7 +14,7 @@ import os
 import sys
 import types
 
-from ._lazy_logging import get_logger, use_logging_now, write_natively_until_imported
+from ._lazy_logging import configure_if_imported, get_logger, use_logging_now, write_natively_until_imported
 
 # Not imported here: logging, json, traceback, inspect, logging.config, importlib.util and urllib.parse,
 # which (with re and enum behind them) cost a worker more start-up time than the rest of its boot. Each
@@ -471,6 +471,7 @@ def boot(claim_error_report):
                         ", ".join(o.strip() for o in cors_origins.split(",") if o.strip()))
 
         module, path = _load_module(app_root, entry_script)
+        configure_if_imported()
         driver = getattr(module, "driver_module", None)
         if isinstance(driver, types.ModuleType) and hasattr(driver, "run"):
             user_script_logger.info("Found driver script at %s and the score script at %s",
