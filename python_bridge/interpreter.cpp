@@ -1,6 +1,11 @@
 // Starting CPython inside a freshly forked worker and booting the entry script through _server.boot().
 #include <pybind11/embed.h>
 
+#include <link.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -97,7 +102,46 @@ std::string choose_interpreter(const BootOptions& options) {
   return chosen;
 }
 
+// A page fault costs about 15 µs in the VMs this runs in (Firecracker, measured), and a worker's start
+// took a thousand of them, a third of its start-up; MADV_POPULATE_WRITE maps a range in one call for about
+// a tenth of that per page. Kernels before 5.14 refuse it (EINVAL) and the pages fault in as before.
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+// pymalloc's arenas (1 MiB each), mapped whole: the interpreter fills them pool after pool.
+void* populated_arena(void*, size_t size) {
+  void* arena = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (arena == MAP_FAILED) return nullptr;
+  madvise(arena, size, MADV_POPULATE_WRITE);
+  return arena;
+}
+
+void unmap_arena(void*, void* arena, size_t size) { munmap(arena, size); }
+
+// The program's writable data and bss after RELRO: with libpython linked in, the interpreter's static
+// types and frozen code objects, which initialisation writes (reference counts) page after page.
+int populate_writable_data(dl_phdr_info* program, size_t, void*) {
+  uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t relro_end = 0;
+  for (int i = 0; i < program->dlpi_phnum; ++i)
+    if (program->dlpi_phdr[i].p_type == PT_GNU_RELRO)
+      relro_end = program->dlpi_addr + program->dlpi_phdr[i].p_vaddr + program->dlpi_phdr[i].p_memsz;
+  for (int i = 0; i < program->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& segment = program->dlpi_phdr[i];
+    if (segment.p_type != PT_LOAD || !(segment.p_flags & PF_W)) continue;
+    uintptr_t start = std::max<uintptr_t>(program->dlpi_addr + segment.p_vaddr, relro_end);
+    start = (start + page - 1) & ~(page - 1);
+    uintptr_t end = (program->dlpi_addr + segment.p_vaddr + segment.p_memsz + page - 1) & ~(page - 1);
+    if (end > start) madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE);
+  }
+  return 1;  // the program comes first; shared libraries are left alone
+}
+
 bool start_interpreter(const BootOptions& options) {
+  dl_iterate_phdr(populate_writable_data, nullptr);
+  PyObjectArenaAllocator arenas{nullptr, populated_arena, unmap_arena};
+  PyObject_SetArenaAllocator(&arenas);
   std::string interpreter = choose_interpreter(options);
   if (interpreter.empty()) return false;
   PyConfig config;
