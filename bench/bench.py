@@ -34,7 +34,7 @@ def env_num(name, default, kind=float):
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 DURATION = env_num("BENCH_DURATION", 2 if QUICK else 10, int)
 WARMUP = env_num("BENCH_WARMUP", 0 if QUICK else 1, int)
-STARTUP_TRIALS = env_num("BENCH_STARTUP_TRIALS", 1 if QUICK else 5, int)
+STARTUP_TRIALS = env_num("BENCH_STARTUP_TRIALS", 1 if QUICK else 9, int)
 ROUNDS = max(1, env_num("BENCH_ROUNDS", 1, int))
 IDLE_CONNS = env_num("BENCH_IDLE_CONNS", 10000, int)
 SERVER = os.environ.get("BENCH_SERVER", os.path.join(REPO, "build", "azmlinfsrv"))
@@ -427,19 +427,38 @@ def run_case(peer, launch, case):
     return result
 
 
-def measure_startup(peer, launch, case):
-    times = []
+def launch_once(launch, case):
+    """One launch: (milliseconds to the first 200 on GET /, the idle workers' RSS then)."""
+    port = free_port()
+    start = time.monotonic()
+    server = launch(port, case)
+    try:
+        wait_ready(server, port, 60)
+        ms = (time.monotonic() - start) * 1000.0
+        return ms, worker_rss_mib(server.pid)
+    finally:
+        server.stop()
+
+
+def measure_startup(case):
+    """{peer: (median ms, RSS)}. The trials go round the peers, as the rounds do, so that a slower moment
+    of this shared machine weighs on every peer alike rather than on whichever was being measured."""
+    trials, failed = {}, set()
     for _ in range(STARTUP_TRIALS):
-        port = free_port()
-        start = time.monotonic()
-        server = launch(port, case)
-        try:
-            wait_ready(server, port, 60)
-            times.append((time.monotonic() - start) * 1000.0)
-            rss = worker_rss_mib(server.pid)
-        finally:
-            server.stop()
-    return statistics.median(times), rss
+        for peer, launch in PEERS:
+            if peer in failed:
+                continue
+            try:
+                trials.setdefault(peer, []).append(launch_once(launch, case))
+            except Exception as ex:
+                failed.add(peer)
+                log(f"startup  {peer:<15} FAILED: {ex}")
+    startup = {}
+    for peer, runs in trials.items():
+        if peer not in failed:
+            startup[peer] = (statistics.median(ms for ms, _ in runs), runs[-1][1])
+            log(f"startup  {peer:<15} {startup[peer][0]:8.1f} ms")
+    return startup
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -591,12 +610,7 @@ def main():
         startup = {}
         if not ONLY_CASES or "startup" in ONLY_CASES:
             hello_case = dict(script="hello.py", expected=json.dumps({"message": "Hello, World!"}), nginx="return")
-            for peer, launch in PEERS:
-                try:
-                    startup[peer] = measure_startup(peer, launch, hello_case)
-                    log(f"startup  {peer:<15} {startup[peer][0]:8.1f} ms")
-                except Exception as ex:
-                    log(f"startup  {peer:<15} FAILED: {ex}")
+            startup = measure_startup(hello_case)
         rounds = {}
         for round_no in range(ROUNDS):
             for case in cases:
