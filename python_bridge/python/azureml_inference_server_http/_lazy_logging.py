@@ -86,9 +86,7 @@ class ServerLogger:
                         return
             configure_if_imported()
         if self.logger is None:
-            import logging  # noqa: PLC0415
-
-            self.logger = logging.getLogger(self.name)
+            use_logging_now()
         # stacklevel: the record names the server's call site, as when it called logging itself.
         self.logger.log(level, msg, *args, stacklevel=3)
 

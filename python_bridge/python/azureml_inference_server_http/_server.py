@@ -213,7 +213,7 @@ def _configure_logging(app_root, entry_script):
     stream = sys.stdout if sys.stdout is not None else sys.stderr
     if _json_logs() or "logging" in sys.modules or stream is None:  # imported already: a .pth, sitecustomize
         use_logging_now()
-        apply_packaged_logging()
+        apply_packaged_logging(stream)
         if _json_logs():
             _use_json_formatter()
     else:
