@@ -444,6 +444,7 @@ class Arbiter {
       close(signal_pipe[1]);
       if (watch_fd_ >= 0) close(watch_fd_);
       worker::Options options;
+      options.settings = launch_.worker;
       options.listen_fds = listeners_;
       options.metrics_fd = metrics_fd_;
       options.table = table_;

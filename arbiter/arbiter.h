@@ -8,30 +8,10 @@
 #include <string>
 #include <vector>
 
-namespace arbiter {
+#include "../worker/worker.h"
+#include "options.h"
 
-// The command line of CONTRACT.md 1.2. Absent flags stay empty.
-struct Flags {
-  std::optional<std::string> entry_script;
-  std::optional<std::string> model_dir;
-  std::optional<std::string> appinsights_instrumentation_key;
-  std::optional<int> port;
-  std::optional<int> health_port;
-  std::optional<int> worker_count;
-  std::optional<std::string> access_control_allow_origins;
-  std::optional<std::string> config_file;
-  std::optional<std::string> python;  // our addition: the interpreter whose environment scripts use
-  std::optional<std::string> log_format;  // our addition: "text" or "json"
-  bool rest = false;
-  // Supervision flags of our own (README.md "Supervision"); absent: the environment or the default.
-  std::optional<int> graceful_timeout;
-  std::optional<int> max_requests;
-  std::optional<int> max_requests_jitter;
-  bool reload = false;
-  std::optional<int> metrics_port;  // --metrics_port
-  // Transport settings given as flags (worker/settings.h): environment variable name and value.
-  std::vector<std::pair<std::string, uint64_t>> tunables;
-};
+namespace arbiter {
 
 struct CommandLine {
   enum class Outcome { run, exit } outcome = Outcome::run;
@@ -41,26 +21,28 @@ struct CommandLine {
   Flags flags;
 };
 
-// Parses argv the way the reference's argparse does: messages, streams and exit codes of CONTRACT.md
-// 1.2, except that -h/--help exits 0 (DIFFERENCES.md).
+// Parses argv the way the reference's argparse does: messages, streams and exit codes of
+// docs/behaviour.md 1.2, except that -h/--help exits 0 (docs/differences.md).
 CommandLine parse_command_line(int argc, const char* const* argv);
 
-// What the launcher decided after merging flags into the environment (CONTRACT.md 1.3).
+// What the launcher decided after merging flags into the environment (docs/behaviour.md 1.3).
 struct Launch {
-  int port = 5001;
-  int health_port = 5001;
+  // The defaults are the options table's (options.cpp); apply_*() fill every field.
+  int port = 0;
+  int health_port = 0;
   bool separate_health = false;
-  int worker_count = 1;
+  int worker_count = 0;
   std::vector<std::string> notices;  // plain prints that precede the banner
   std::string error;                 // non-empty: refuse to start (exit 1) with this message
   // Supervision (apply_supervision_settings).
-  int worker_timeout_s = 300;    // WORKER_TIMEOUT; 0: never
-  int graceful_timeout_s = 30;   // --graceful_timeout / GRACEFUL_TIMEOUT
+  int worker_timeout_s = 0;      // WORKER_TIMEOUT; 0: never
+  int graceful_timeout_s = 0;    // --graceful_timeout / GRACEFUL_TIMEOUT
   int max_requests = 0;          // --max_requests / MAX_REQUESTS; 0: never replace for age
   int max_requests_jitter = 0;   // --max_requests_jitter / MAX_REQUESTS_JITTER
   bool reload = false;           // --reload: watch watch_dir and reload on change
   std::string watch_dir;         // the entry script's folder (or AML_APP_ROOT without one)
   int metrics_port = 0;          // --metrics_port / AZMLINFSRV_METRICS_PORT: the metrics listener; 0: none
+  worker::Settings worker;       // handed to every worker (transport limits and timeouts, WORKER_TIMEOUT)
 };
 
 // Writes the environment variables the workers read and validates them. Reads and writes the real
@@ -72,7 +54,7 @@ Launch apply_flags_to_environment(const Flags& flags, const std::string& cwd);
 // use. Runs after apply_flags_to_environment(), whose AZUREML_ENTRY_SCRIPT and ports it reads.
 void apply_supervision_settings(const Flags& flags, Launch& launch);
 
-// The start-up banner of CONTRACT.md 1.7, from the environment apply_flags_to_environment() wrote.
+// The start-up banner of docs/behaviour.md 1.7, from the environment apply_flags_to_environment() wrote.
 std::string banner(const Launch& launch);
 
 struct WorkerProgram {

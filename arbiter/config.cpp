@@ -1,15 +1,13 @@
-// Flags into the environment (CONTRACT.md 1.3), the checks the launcher prints, and the banner (1.7).
+// Flags into the environment (docs/behaviour.md 1.3), the checks the launcher prints, and the banner (1.7).
 #include <limits.h>
 #include <stdlib.h>
 
-#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <regex>
 
 #include <fmt/format.h>
 
-#include "../worker/settings.h"
 #include "arbiter.h"
 
 #ifndef AZMLINFSRV_VERSION
@@ -54,61 +52,47 @@ std::string or_none(const std::optional<std::string>& v) { return v ? *v : "None
 Launch apply_flags_to_environment(const Flags& flags, const std::string& cwd) {
   Launch launch;
   if (!env("AML_APP_ROOT")) set_env("AML_APP_ROOT", cwd);
-  if (flags.entry_script) set_env("AZUREML_ENTRY_SCRIPT", real_path(*flags.entry_script, cwd));
-  set_env("TRANSPORT_PROTOCOL", flags.rest ? "rest" : "grpc");
-  if (flags.model_dir) set_env("AZUREML_MODEL_DIR", *flags.model_dir);
+  const auto& entry_script = flags.text_of(Opt::entry_script);
+  if (entry_script) set_env("AZUREML_ENTRY_SCRIPT", real_path(*entry_script, cwd));
+  set_env("TRANSPORT_PROTOCOL", flags.is_on(Opt::rest) ? "rest" : "grpc");
+  if (const auto& model_dir = flags.text_of(Opt::model_dir)) set_env("AZUREML_MODEL_DIR", *model_dir);
 
-  if (flags.worker_count) {
-    launch.worker_count = *flags.worker_count;
-  } else if (auto count = env("WORKER_COUNT")) {
-    try {
-      size_t used = 0;
-      long n = std::stol(*count, &used);
-      if (used != count->size() || n < 1 || n > 1024) throw std::invalid_argument("range");
-      launch.worker_count = static_cast<int>(n);
-    } catch (const std::exception&) {
-      launch.error = fmt::format(
-          "The environment variable WORKER_COUNT='{}' is not a valid worker count. Set it to a whole number from 1 "
-          "to 1024, or pass --worker_count.",
-          *count);
-      return launch;
-    }
-  }
+  // A bad environment value stops the start here, once, rather than in every worker.
+  launch.worker_count = static_cast<int>(resolve(flags, Opt::worker_count, launch.error));
   set_env("WORKER_COUNT", std::to_string(launch.worker_count));
-
-  // Transport settings: the flag wins over the environment; a bad environment value stops the start
-  // here, once, rather than in every worker.
-  for (const worker::Tunable& t : worker::tunables()) {
-    auto given = std::find_if(flags.tunables.begin(), flags.tunables.end(),
-                              [&](const auto& kv) { return kv.first == t.env; });
-    if (given != flags.tunables.end()) {
-      set_env(t.env, std::to_string(given->second));
-    } else if (auto text = env(t.env); text && !worker::parse_tunable(*text)) {
-      launch.error = fmt::format(
-          "The environment variable {}='{}' is not valid. Set it to a whole number from 1 to {}, unset it for the "
-          "default {}, or pass {}.",
-          t.env, *text, worker::kTunableMax, t.default_value, t.flag);
-      return launch;
-    }
-  }
+  // Transport settings: a flag is exported too, so the scoring script sees what the workers use.
+  auto transport = [&](Opt id, uint64_t& into) {
+    into = static_cast<uint64_t>(resolve(flags, id, launch.error));
+    if (flags.number_of(id)) set_env(option(id).env, std::to_string(into));
+  };
+  worker::Settings& w = launch.worker;
+  transport(Opt::limit_request_line, w.limit_request_line);
+  transport(Opt::limit_request_field_size, w.limit_request_field_size);
+  transport(Opt::limit_request_fields, w.limit_request_fields);
+  transport(Opt::limit_request_body, w.limit_request_body);
+  transport(Opt::request_head_timeout_ms, w.request_head_timeout_ms);
+  transport(Opt::request_body_timeout_ms, w.request_body_timeout_ms);
+  transport(Opt::keep_alive_timeout_ms, w.keep_alive_timeout_ms);
+  if (!launch.error.empty()) return launch;
 
   auto version_flag = env("SERVER_VERSION_LOG_RESPONSE_ENABLED");
   if (!version_flag || lower(*version_flag) == "true")
     set_env("HTTP_X_MS_SERVER_VERSION", fmt::format("azmlinfsrv/{}", AZMLINFSRV_VERSION));
 
-  // A pre-set SERVER_PORT or HEALTH_PORT is ignored on purpose (CONTRACT.md 8.6).
-  launch.port = flags.port.value_or(5001);
+  // A pre-set SERVER_PORT or HEALTH_PORT is ignored on purpose (docs/behaviour.md 8.6).
+  launch.port = static_cast<int>(resolve(flags, Opt::port, launch.error));
   set_env("SERVER_PORT", std::to_string(launch.port));
   launch.separate_health = env("SEPERATE_HEALTH_ENDPOINT") == std::optional<std::string>("true");
-  launch.health_port = launch.separate_health ? flags.health_port.value_or(5000) : launch.port;
+  launch.health_port = launch.separate_health ? static_cast<int>(resolve(flags, Opt::health_port, launch.error)) : launch.port;
   set_env("HEALTH_PORT", std::to_string(launch.health_port));
 
-  if (flags.appinsights_instrumentation_key) {
+  if (const auto& key = flags.text_of(Opt::appinsights_instrumentation_key)) {
     set_env("AML_APP_INSIGHTS_ENABLED", "true");
-    set_env("AML_APP_INSIGHTS_KEY", *flags.appinsights_instrumentation_key);
+    set_env("AML_APP_INSIGHTS_KEY", *key);
   }
-  if (flags.access_control_allow_origins) set_env("AML_CORS_ORIGINS", *flags.access_control_allow_origins);
-  if (flags.config_file) set_env("AZUREML_CONFIG_FILE", real_path(*flags.config_file, cwd));
+  if (const auto& origins = flags.text_of(Opt::access_control_allow_origins)) set_env("AML_CORS_ORIGINS", *origins);
+  if (const auto& config_file = flags.text_of(Opt::config_file))
+    set_env("AZUREML_CONFIG_FILE", real_path(*config_file, cwd));
 
   if (!env("AZUREML_MODEL_DIR")) {
     launch.notices.push_back("The environment variable 'AZUREML_MODEL_DIR' has not been set.");

@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
   }
 
   // The flag, else AZMLINFSRV_LOG_FORMAT; exported so the workers' Python logging follows.
-  std::string log_format = cli.flags.log_format.value_or(getenv("AZMLINFSRV_LOG_FORMAT") ? getenv("AZMLINFSRV_LOG_FORMAT") : "text");
+  const char* log_format_env = getenv("AZMLINFSRV_LOG_FORMAT");
+  std::string log_format = cli.flags.text_of(arbiter::Opt::log_format).value_or(log_format_env ? log_format_env : "text");
   if (log_format != "text" && log_format != "json") {
     std::cerr << "azmlinfsrv: error: AZMLINFSRV_LOG_FORMAT='" << log_format
               << "' is not a log format. Set it to text or json, or unset it.\n";
@@ -52,7 +53,7 @@ int main(int argc, char** argv) {
   std::string package_dir = find_package_dir();
   logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
                  "Loaded logging config from " + package_dir + "/azureml_inference_server_http/logging.json");
-  if (!cli.flags.entry_script && !cli.flags.config_file) {
+  if (!cli.flags.text_of(arbiter::Opt::entry_script) && !cli.flags.text_of(arbiter::Opt::config_file)) {
     logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv", "Error!");
     logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
                    "Either provide an entry_script using --entry_script or provide a path to the configuration file "
@@ -74,7 +75,7 @@ int main(int argc, char** argv) {
 
   arbiter::raise_open_file_limit();
   arbiter::WorkerProgram program;
-  program.interpreter = cli.flags.python.value_or("");
+  program.interpreter = cli.flags.text_of(arbiter::Opt::python).value_or("");
   program.default_interpreter = AZMLINFSRV_PYTHON;
   program.package_dir = package_dir;
   return arbiter::serve(launch, program);

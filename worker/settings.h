@@ -1,32 +1,32 @@
-// The worker's transport settings (HTTP limits and connection timeouts), by name. The arbiter knows
-// them only as named positive integers: it validates the flags and environment variables listed here
-// and exports the result; the worker reads the environment. What each one means stays in the worker.
+// The worker's configuration, typed and read once, after Python's boot: what the arbiter resolved and
+// handed over (worker::Settings: limits, timeouts, WORKER_TIMEOUT) and the two values taken from the
+// environment, which config.json (merged into os.environ by the boot) or the script may set.
+// The worker knows no default: the arbiter's options table (arbiter/options.cpp) holds them all.
 #pragma once
 
 #include <cstdint>
 #include <optional>
-#include <span>
 #include <string>
+
+#include "worker.h"
 
 namespace worker {
 
-struct Tunable {
-  const char* flag;         // "--limit_request_line"
-  const char* env;          // "LIMIT_REQUEST_LINE"
-  uint64_t default_value;
-  const char* help;         // one line for --help
+struct Config {
+  Settings settings;
+  std::string server_version;               // HTTP_X_MS_SERVER_VERSION; empty: no x-ms-server-version header
+  std::optional<std::string> cors_origins;  // AML_CORS_ORIGINS as given; absent: CORS off
 };
 
-// Largest accepted value: big enough for any size or millisecond count, small enough that adding a
-// timeout to a nanosecond clock cannot overflow.
-constexpr uint64_t kTunableMax = uint64_t{1} << 40;
+// Reads the configuration; call it once, after bridge::boot().
+Config read_config(const Options& options);
 
-std::span<const Tunable> tunables();
+// The configuration read_config() returned in this process, once worker::run() has stored it.
+const Config& config();
+void store_config(Config config);
 
-// A plain positive integer from 1 to kTunableMax, or nullopt.
-std::optional<uint64_t> parse_tunable(const std::string& text);
-
-// The value the worker uses: the environment variable when it is valid, otherwise the default.
+// Until the I/O thread reads config().settings: the transport setting by its environment variable's
+// name ("LIMIT_REQUEST_LINE"), from config().settings.
 uint64_t tunable_value(const char* env);
 
 }  // namespace worker

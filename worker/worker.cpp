@@ -11,6 +11,7 @@
 
 #include "../log/log.h"
 #include "jobs.h"
+#include "settings.h"
 
 namespace worker {
 
@@ -131,6 +132,8 @@ void run(const Options& options) {
     finish_boot_failure(*table, reporting);
     _exit(kExitBootFailed);
   }
+  // After boot: config.json, merged into os.environ by the boot, may set CORS origins.
+  store_config(read_config(options));
   // After boot, over the faulthandler boot enabled: a crash answers the client, then dumps the stack.
   JobQueue queue;
   std::vector<int> listeners = options.listen_fds;

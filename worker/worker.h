@@ -16,7 +16,7 @@ namespace worker {
 
 enum class SlotState : uint32_t { empty = 0, booting, ready, exiting };
 
-// One worker's line in the shared supervision table (DESIGN.md "Process model"). The worker writes
+// One worker's line in the shared supervision table (docs/architecture.md "Processes"). The worker writes
 // it, the arbiter reads it; lock-free atomics are safe across processes on a MAP_SHARED page.
 struct Slot {
   std::atomic<int32_t> pid;
@@ -33,6 +33,9 @@ struct Slot {
 };
 
 constexpr int kMaxSlots = 256;
+// The most workers one server runs: a reload starts the whole new generation beside the old one,
+// and both must find a slot.
+constexpr int kMaxWorkers = kMaxSlots / 2;
 
 // Why the arbiter replaced a worker. crash: it died without being asked (a signal, an exit);
 // timeout: WORKER_TIMEOUT, or run() stuck in native code past the scoring timeout; max_requests: its age;
@@ -55,7 +58,22 @@ struct Table {
   Slot slots[kMaxSlots];
 };
 
+// The values the arbiter resolved (flag, environment variable or default, checked at start) and hands
+// to each worker it forks. The worker keeps no default of its own: the arbiter's options table
+// (arbiter/options.cpp) holds them all.
+struct Settings {
+  uint64_t limit_request_line = 0;        // bytes; longer is a 400
+  uint64_t limit_request_field_size = 0;  // bytes; longer is a 431
+  uint64_t limit_request_fields = 0;      // header fields; more is a 431
+  uint64_t limit_request_body = 0;        // bytes; larger is a 413
+  uint64_t request_head_timeout_ms = 0;
+  uint64_t request_body_timeout_ms = 0;
+  uint64_t keep_alive_timeout_ms = 0;
+  uint64_t worker_timeout_s = 0;  // WORKER_TIMEOUT, which the arbiter enforces; 0: none
+};
+
 struct Options {
+  Settings settings;
   std::vector<int> listen_fds;  // bound and listening, inherited from the arbiter
   int metrics_fd = -1;          // the metrics listener (--metrics_port), likewise; -1: none
   Table* table = nullptr;

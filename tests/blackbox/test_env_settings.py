@@ -1,11 +1,12 @@
 """Checklist items 8, 67, 68, 69, 71, 72: settings from the environment and flags (CONTRACT.md 1.3, 1.7, 2.1)."""
+import os
 import socket
 import time
 
 import pytest
 
 from bb_http import request
-from conftest import children_of, free_port, listening_ports
+from conftest import FIXTURES, children_of, free_port, listening_ports, run_cli
 
 UUID_KEY = "12345678-9abc-DEF0-1234-56789abcdef0"
 
@@ -111,6 +112,24 @@ def test_c69_worker_count_env(server, tmp_path):
     s2 = server.start("echo_input.py", args=["--worker_count", "1"], env={"WORKER_COUNT": "3"})
     assert "Worker Count: 1" in s2.stdout().splitlines(), s2.logs()
     assert len(s2.workers()) == 1
+
+
+@pytest.mark.parametrize("args,env,needle", [
+    (["--worker_count", "300"], None,
+     "azmlinfsrv: error: argument --worker_count: invalid validate_worker_count value: '300' "
+     "(expected an integer from 1 to 128"),
+    ([], {"WORKER_COUNT": "300"},
+     "The environment variable WORKER_COUNT='300' is not valid: it is the number of worker processes, and one "
+     "server runs at most 128. Set it to a whole number from 1 to 128"),
+])
+def test_worker_count_past_the_limit_exits_1_at_start(args, env, needle):
+    # 128: a reload runs the new generation beside the old one, in a table of 256 worker slots.
+    rc, out, err, elapsed = run_cli(["--entry_script", os.path.join(FIXTURES, "echo_input.py")] + args, env=env)
+    assert rc == 1, (rc, out, err)
+    assert needle in out + err, out + err
+    assert "Server Settings" not in out
+    assert "No free worker slot" not in out + err
+    assert elapsed < 5, elapsed
 
 
 def test_c71_appinsights_valid_key(server):

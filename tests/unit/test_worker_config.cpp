@@ -1,0 +1,30 @@
+// worker/settings.h: the worker's configuration, read once after boot.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+
+#include "../../worker/settings.h"
+
+TEST_CASE("the worker's configuration: the arbiter's settings, then two values of the environment") {
+  worker::Options options;
+  options.settings.limit_request_line = 4094;
+  options.settings.keep_alive_timeout_ms = 60000;
+  options.settings.worker_timeout_s = 300;
+  setenv("HTTP_X_MS_SERVER_VERSION", "azmlinfsrv/9", 1);
+  unsetenv("AML_CORS_ORIGINS");
+  worker::Config config = worker::read_config(options);
+  CHECK(config.settings.limit_request_line == 4094);
+  CHECK(config.settings.worker_timeout_s == 300);
+  CHECK(config.server_version == "azmlinfsrv/9");
+  CHECK_FALSE(config.cors_origins.has_value());
+
+  setenv("AML_CORS_ORIGINS", "https://a.example,https://b.example", 1);
+  unsetenv("HTTP_X_MS_SERVER_VERSION");
+  worker::store_config(worker::read_config(options));
+  CHECK(worker::config().server_version.empty());
+  CHECK(*worker::config().cors_origins == "https://a.example,https://b.example");
+  CHECK(worker::tunable_value("LIMIT_REQUEST_LINE") == 4094);
+  CHECK(worker::tunable_value("KEEP_ALIVE_TIMEOUT_MS") == 60000);
+  unsetenv("AML_CORS_ORIGINS");
+  worker::store_config(worker::Config{});
+}
