@@ -2,13 +2,11 @@
 // arbiter.py). Signal handlers only queue the signal on a self-pipe; everything happens in the loop.
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/inotify.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,26 +20,17 @@
 #include "../log/log.h"
 #include "../worker/worker.h"
 #include "arbiter.h"
+#include "decide.h"
+#include "listen.h"
 
 namespace arbiter {
 
 namespace {
 
-constexpr int kListenBacklog = 2048;
-constexpr int kBindAttempts = 5;
 constexpr int kPollMs = 250;
-constexpr uint64_t kSecond = 1000000000ull;
 constexpr uint64_t kFastStopTimeoutNs = 2 * kSecond;
 // After the stack-dump and answer signals, time for faulthandler and the I/O thread before SIGKILL.
 constexpr uint64_t kKillAfterDumpNs = kSecond;
-// A worker's I/O thread refreshes its heartbeat every second; three missed beats is silence.
-constexpr uint64_t kSilentHeartbeatNs = 3 * kSecond;
-// Back-off: a worker dying sooner than kQuickDeathNs after its start makes the next start wait,
-// from kFirstBackoffNs doubling up to kMaxBackoffNs; kStablePeriodNs without such a death resets it.
-constexpr uint64_t kQuickDeathNs = 5 * kSecond;
-constexpr uint64_t kFirstBackoffNs = kSecond / 10;
-constexpr uint64_t kMaxBackoffNs = 30 * kSecond;
-constexpr uint64_t kStablePeriodNs = 10 * kSecond;
 // An editor's save is a burst of events; reload once it is over.
 constexpr uint64_t kReloadDebounceNs = 300 * 1000000ull;
 
@@ -56,46 +45,6 @@ void on_signal(int signum) {
 
 void log_error(logline::Level level, const std::string& message) {
   logline::write(logline::Stream::err, level, "gunicorn.error", message);
-}
-
-// Binds 0.0.0.0:port, retrying while the port is busy as gunicorn does (CONTRACT.md 2.1); `flag` is the
-// option that chose the port, for the messages.
-int bind_listener(int port, const char* flag) {
-  for (int attempt = 1;; ++attempt) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      log_error(logline::Level::error, fmt::format("Cannot create a socket for port {}: {}", port, strerror(errno)));
-      return -1;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in addr {};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_ANY);
-    if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) == 0 && listen(fd, kListenBacklog) == 0) {
-      // Workers inherit it across fork; CLOEXEC only keeps it from programs a script runs.
-      return fd;
-    }
-    int error = errno;
-    close(fd);
-    if (error != EADDRINUSE) {
-      log_error(logline::Level::error,
-                fmt::format("Can't connect to ('0.0.0.0', {}): {}. Choose another port with {}.", port,
-                            strerror(error), flag));
-      return -1;
-    }
-    log_error(logline::Level::error, fmt::format("Connection in use: ('0.0.0.0', {})", port));
-    if (attempt == kBindAttempts) {
-      log_error(logline::Level::error,
-                fmt::format("Can't connect to ('0.0.0.0', {}): the port is in use by another process. Stop that "
-                            "process or choose another port with {}.",
-                            port, flag));
-      return -1;
-    }
-    log_error(logline::Level::error, "Retrying in 1 second.");
-    sleep(1);
-  }
 }
 
 const char* signal_name(int signum) {
@@ -163,12 +112,10 @@ class Arbiter {
 
   struct Child {
     int slot = -1;
+    Phase phase = Phase::serving;
     uint64_t spawned_ns = 0;
     uint64_t max_requests = 0;  // 0: never replaced for age
     uint64_t kill_at_ns = 0;    // non-zero: SIGKILL at this time if it still lives
-    bool retiring = false;      // being replaced: serves until every new worker is ready, then stops
-    bool stopping = false;      // told to stop or given up on: its exit is expected, it no longer counts
-    bool keep_serving = false;  // its replacement failed to boot: not replaced for age again
     worker::RestartCause retire_cause = worker::RestartCause::reload;  // why it is retiring, counted when it goes
   };
 
@@ -233,7 +180,15 @@ class Arbiter {
 
   void handle_ttin() {
     log_error(logline::Level::info, "Handling signal: ttin");
-    if (state_ == State::running) ++target_workers_;
+    if (state_ != State::running) return;
+    if (!may_add_worker(target_workers_)) {
+      log_error(logline::Level::warning,
+                fmt::format("Not adding a worker: {} is the most one server runs (a reload starts as many again "
+                            "beside them). Run another server for more.",
+                            target_workers_));
+      return;
+    }
+    ++target_workers_;
   }
 
   void handle_ttou() {
@@ -244,7 +199,7 @@ class Arbiter {
     pid_t oldest = 0;
     uint64_t oldest_ns = UINT64_MAX;
     for (auto& [pid, child] : workers_)
-      if (!child.retiring && !child.stopping && child.spawned_ns < oldest_ns) oldest = pid, oldest_ns = child.spawned_ns;
+      if (counts(child.phase) && child.spawned_ns < oldest_ns) oldest = pid, oldest_ns = child.spawned_ns;
     if (oldest) stop_worker(oldest, workers_[oldest], worker::monotonic_ns());
   }
 
@@ -268,14 +223,6 @@ class Arbiter {
     }
   }
 
-  static bool is_edit(const std::string& name) {
-    auto ends = [&](std::string_view suffix) {
-      return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-    };
-    if (name[0] == '.' || name == "__pycache__" || name == "4913") return false;  // 4913: vim's probe file
-    return !(ends("~") || ends(".swp") || ends(".swx") || ends(".pyc") || ends(".tmp"));
-  }
-
   void maybe_reload(uint64_t now) {
     if (!reload_due_ns_ || now < reload_due_ns_ || reloading()) return;
     reload_due_ns_ = 0;
@@ -287,50 +234,48 @@ class Arbiter {
   // Worker timeouts, workers asking to be replaced, and workers due for replacement after max_requests.
   void check_workers(uint64_t now) {
     for (auto& [pid, child] : workers_) {
-      if (child.stopping) continue;
       worker::Slot& slot = table_->slots[child.slot];
-      if (slot.state.load() != worker::SlotState::ready) continue;  // init() is never timed (CONTRACT.md 2.4)
-      if (worker_timeout_ns_) {
-        uint64_t started = slot.run_started_ns.load();
-        uint64_t beat = slot.heartbeat_ns.load();
-        uint64_t running = started && now > started ? now - started : 0;
-        uint64_t silent = now > beat ? now - beat : 0;
-        // The heartbeat ticks every second: a small WORKER_TIMEOUT must not mistake its jitter for silence.
-        if (running > worker_timeout_ns_ || silent > std::max(worker_timeout_ns_, kSilentHeartbeatNs)) {
-          time_out(pid, child, running, silent, now);
-          continue;
-        }
-      }
-      if (slot.replace_requested.load()) {
-        count_restart(worker::RestartCause::timeout);
-        log_error(logline::Level::warning,
-                  fmt::format("Worker (pid:{}) asked to be replaced (its run() is stuck in native code, see its log "
-                              "above); starting a new worker.",
-                              pid));
-        child.stopping = true;
-        child.kill_at_ns = now + graceful_timeout_ns_;
-        continue;
-      }
-      if (child.max_requests && !child.retiring && !child.keep_serving &&
-          slot.requests_served.load() >= child.max_requests) {
-        log_error(logline::Level::info,
-                  fmt::format("Worker (pid:{}) has served {} requests (max_requests); replacing it without "
-                              "downtime.",
-                              pid, slot.requests_served.load()));
-        if (!reloading()) replacing_since_ns_ = now;
-        child.retiring = true;
-        child.retire_cause = worker::RestartCause::max_requests;
+      SlotView view;
+      view.ready = slot.state.load() == worker::SlotState::ready;
+      view.run_started_ns = slot.run_started_ns.load();
+      view.heartbeat_ns = slot.heartbeat_ns.load();
+      view.replace_requested = slot.replace_requested.load() != 0;
+      view.requests_served = slot.requests_served.load();
+      Verdict verdict = judge(child.phase, view, now, worker_timeout_ns_, child.max_requests);
+      switch (verdict.kind) {
+        case Verdict::fine: break;
+        case Verdict::run_too_long:
+        case Verdict::silent: time_out(pid, child, verdict, now); break;
+        case Verdict::asked_replacement:
+          count_restart(worker::RestartCause::timeout);
+          log_error(logline::Level::warning,
+                    fmt::format("Worker (pid:{}) asked to be replaced (its run() is stuck in native code, see its "
+                                "log above); starting a new worker.",
+                                pid));
+          child.phase = Phase::stopping;
+          child.kill_at_ns = now + graceful_timeout_ns_;
+          break;
+        case Verdict::due_for_age:
+          log_error(logline::Level::info,
+                    fmt::format("Worker (pid:{}) has served {} requests (max_requests); replacing it without "
+                                "downtime.",
+                                pid, view.requests_served));
+          if (!reloading()) replacing_since_ns_ = now;
+          child.phase = Phase::retiring;
+          child.retire_cause = worker::RestartCause::max_requests;
+          break;
       }
     }
   }
 
   // The Python stacks first (faulthandler, SIGUSR1), then the I/O thread answers the stuck client
   // (SIGUSR2), then SIGKILL once both had time; a new worker boots meanwhile.
-  void time_out(pid_t pid, Child& child, uint64_t running, uint64_t silent, uint64_t now) {
+  void time_out(pid_t pid, Child& child, const Verdict& verdict, uint64_t now) {
     log_error(logline::Level::critical, fmt::format("WORKER TIMEOUT (pid:{})", pid));
-    std::string why = running > worker_timeout_ns_
-                          ? fmt::format("its run() has been running for {:.1f} s", seconds(running))
-                          : fmt::format("its I/O thread has not sent a heartbeat for {:.1f} s", seconds(silent));
+    std::string why =
+        verdict.kind == Verdict::run_too_long
+            ? fmt::format("its run() has been running for {:.1f} s", seconds(verdict.running_ns))
+            : fmt::format("its I/O thread has not sent a heartbeat for {:.1f} s", seconds(verdict.silent_ns));
     log_error(logline::Level::critical,
               fmt::format("Worker (pid:{}) timed out: {}, longer than WORKER_TIMEOUT={} s. Its Python stacks follow "
                           "(the stuck line is in the first thread listed); it is then killed and replaced. Raise "
@@ -339,8 +284,7 @@ class Arbiter {
     count_restart(worker::RestartCause::timeout);
     kill(pid, worker::kSignalDumpStacks);
     kill(pid, worker::kSignalAnswerTimedOut);
-    child.stopping = true;
-    child.retiring = false;
+    child.phase = Phase::stopping;
     child.kill_at_ns = now + kKillAfterDumpNs;
   }
 
@@ -348,7 +292,7 @@ class Arbiter {
     for (auto& [pid, child] : workers_) {
       if (!child.kill_at_ns || now < child.kill_at_ns) continue;
       child.kill_at_ns = 0;
-      child.stopping = true;
+      child.phase = Phase::stopping;
       kill(pid, SIGKILL);
     }
   }
@@ -358,13 +302,13 @@ class Arbiter {
   int live_workers() const {
     int n = 0;
     for (auto& [pid, child] : workers_)
-      if (!child.retiring && !child.stopping) ++n;
+      if (counts(child.phase)) ++n;
     return n;
   }
 
   bool reloading() const {
     for (auto& [pid, child] : workers_)
-      if (child.retiring) return true;
+      if (child.phase == Phase::retiring) return true;
     return false;
   }
 
@@ -379,13 +323,13 @@ class Arbiter {
   // Retiring workers stop only when every worker meant to replace them is ready, so a reload or a
   // replacement for age drops nothing: the listeners are shared and never close meanwhile.
   void retire_replaced(uint64_t now) {
-    if (!reloading() || live_workers() < target_workers_) return;
+    std::vector<Member> members;
     for (auto& [pid, child] : workers_)
-      if (!child.retiring && !child.stopping && table_->slots[child.slot].state.load() != worker::SlotState::ready)
-        return;
+      members.push_back({child.phase, table_->slots[child.slot].state.load() == worker::SlotState::ready});
+    if (!replacement_ready(members, target_workers_)) return;
     std::string pids;
     for (auto& [pid, child] : workers_) {
-      if (!child.retiring) continue;
+      if (child.phase != Phase::retiring) continue;
       pids += (pids.empty() ? "" : ", ") + std::to_string(pid);
       count_restart(child.retire_cause);
       stop_worker(pid, child, now);
@@ -395,8 +339,7 @@ class Arbiter {
   }
 
   void stop_worker(pid_t pid, Child& child, uint64_t now) {
-    child.retiring = false;
-    child.stopping = true;
+    child.phase = Phase::stopping;
     child.kill_at_ns = now + graceful_timeout_ns_;
     kill(pid, SIGTERM);
   }
@@ -410,10 +353,10 @@ class Arbiter {
     table_->boot_failure_reported.store(worker::kBootReportNone);  // a failing new generation must show its error
     replacing_since_ns_ = worker::monotonic_ns();
     next_spawn_ns_ = 0;
-    backoff_ns_ = 0;
+    backoff_.reset();
     for (auto& [pid, child] : workers_) {
-      if (child.stopping) continue;
-      child.retiring = true;
+      if (child.phase == Phase::stopping) continue;
+      child.phase = Phase::retiring;
       child.retire_cause = worker::RestartCause::reload;
     }
   }
@@ -421,11 +364,16 @@ class Arbiter {
   bool spawn_worker(uint64_t now) {
     int slot = free_slot();
     if (slot < 0) {
-      log_error(logline::Level::error,
-                fmt::format("No free worker slot (at most {} workers); not starting another worker.",
-                            worker::kMaxSlots));
+      // Workers on their way out still hold slots: wait for them, saying so once, not every pass.
+      if (!slot_shortage_logged_)
+        log_error(logline::Level::error,
+                  fmt::format("No free worker slot (at most {} workers); not starting another worker until one "
+                              "exits.",
+                              worker::kMaxSlots));
+      slot_shortage_logged_ = true;
       return false;
     }
+    slot_shortage_logged_ = false;
     worker::Slot& s = table_->slots[slot];
     s.state.store(worker::SlotState::booting);
     s.pid.store(0);
@@ -496,28 +444,26 @@ class Arbiter {
       workers_.erase(it);
       uint64_t now = worker::monotonic_ns();
 
-      if (state_ != State::running || child.stopping) continue;  // expected
-      if (asked_replacement) {  // it left before check_workers() saw the request
-        count_restart(worker::RestartCause::timeout);
-        continue;
+      int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      switch (classify_death(state_ == State::running, child.phase, asked_replacement, was_booting, reloading(),
+                             exit_code)) {
+        case Death::expected: break;
+        case Death::asked_replacement: count_restart(worker::RestartCause::timeout); break;  // before check_workers()
+        case Death::old_generation:
+          count_restart(worker::RestartCause::crash);
+          log_death(pid, status);
+          break;
+        case Death::failed_reload: replacement_failed(pid, status); break;
+        case Death::boot_failure:
+          log_error(logline::Level::error, fmt::format("Worker (pid:{}) exited with code 3", pid));
+          halt_after_boot_failure();
+          return;
+        case Death::crash:
+          count_restart(worker::RestartCause::crash);
+          log_death(pid, status);
+          back_off(pid, now - child.spawned_ns, now);
+          break;
       }
-      if (child.retiring) {  // an old worker died during a reload; the new generation covers it
-        count_restart(worker::RestartCause::crash);
-        log_death(pid, status);
-        continue;
-      }
-      if (was_booting && reloading()) {
-        replacement_failed(pid, status);
-        continue;
-      }
-      if (WIFEXITED(status) && WEXITSTATUS(status) == worker::kExitBootFailed && was_booting) {
-        log_error(logline::Level::error, fmt::format("Worker (pid:{}) exited with code 3", pid));
-        halt_after_boot_failure();
-        return;
-      }
-      count_restart(worker::RestartCause::crash);
-      log_death(pid, status);
-      back_off(pid, now - child.spawned_ns, now);
     }
   }
 
@@ -544,24 +490,16 @@ class Arbiter {
     }
   }
 
-  // Workers that die soon after they start are restarted with a doubling delay (gunicorn restarts
-  // them at once, forever: a crash loop that burns the CPU and floods the log). A calm period resets it.
+  // After a quick death the next start waits (decide.h, Backoff).
   void back_off(pid_t pid, uint64_t lifetime, uint64_t now) {
-    if (lifetime >= kQuickDeathNs) {
-      backoff_ns_ = 0;
-      return;
-    }
-    if (backoff_ns_ == 0 || now - last_quick_death_ns_ > backoff_ns_ + kStablePeriodNs)
-      backoff_ns_ = kFirstBackoffNs;
-    else
-      backoff_ns_ = std::min(backoff_ns_ * 2, kMaxBackoffNs);
-    last_quick_death_ns_ = now;
-    next_spawn_ns_ = now + backoff_ns_;
+    uint64_t delay = backoff_.after_death(lifetime, now);
+    if (!delay) return;
+    next_spawn_ns_ = now + delay;
     log_error(logline::Level::warning,
               fmt::format("Worker (pid:{}) died {:.1f} s after it was started; starting a new one in {:.1f} s. "
                           "Workers that keep dying soon after they start are restarted with a doubling delay (up "
                           "to {:.0f} s); the log above says why this one died.",
-                          pid, seconds(lifetime), seconds(backoff_ns_), seconds(kMaxBackoffNs)));
+                          pid, seconds(lifetime), seconds(delay), seconds(kMaxBackoffNs)));
   }
 
   // A worker of a new generation (reload, or a replacement for age) died while booting: the script
@@ -576,17 +514,15 @@ class Arbiter {
                           "reload again (SIGHUP, or save the file when --reload is on).",
                           pid, how));
     for (auto& [other, child] : workers_) {
-      if (child.retiring) {
-        child.retiring = false;
-        child.keep_serving = true;
-      } else if (!child.stopping && child.spawned_ns >= replacing_since_ns_) {
-        bool booting = table_->slots[child.slot].state.load() == worker::SlotState::booting;
-        if (booting) {
-          child.stopping = true;
+      bool booting = table_->slots[child.slot].state.load() == worker::SlotState::booting;
+      switch (on_failed_reload(child.phase, booting, child.spawned_ns, replacing_since_ns_)) {
+        case OnFailedReload::nothing: break;
+        case OnFailedReload::keep: child.phase = Phase::kept; break;
+        case OnFailedReload::kill:
+          child.phase = Phase::stopping;
           kill(other, SIGKILL);
-        } else {
-          stop_worker(other, child, worker::monotonic_ns());
-        }
+          break;
+        case OnFailedReload::stop: stop_worker(other, child, worker::monotonic_ns()); break;
       }
     }
   }
@@ -645,34 +581,12 @@ class Arbiter {
   State state_ = State::running;
   int exit_code_ = -1;
   uint64_t next_spawn_ns_ = 0;        // non-zero: no new worker before this (back-off)
-  uint64_t backoff_ns_ = 0;           // the current back-off delay; 0 after a calm period
-  uint64_t last_quick_death_ns_ = 0;
+  Backoff backoff_;
+  bool slot_shortage_logged_ = false;  // "No free worker slot" said; said again after a start succeeds
   uint64_t reload_due_ns_ = 0;        // non-zero: reload at this time (debounced file change)
   uint64_t replacing_since_ns_ = 0;   // workers started since then belong to the new generation
   std::string reload_reason_;
 };
-
-// --reload: an inotify watch on the entry script's folder; -1 when off or impossible (logged).
-int watch_folder(const Launch& launch) {
-  if (!launch.reload) return -1;
-  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (fd < 0 || launch.watch_dir.empty() ||
-      inotify_add_watch(fd, launch.watch_dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
-                                                          IN_DELETE) < 0) {
-    log_error(logline::Level::error,
-              fmt::format("--reload: cannot watch the folder '{}' for changes: {}. The server runs without "
-                          "reloading; check that the folder exists and is readable, or raise "
-                          "fs.inotify.max_user_watches.",
-                          launch.watch_dir, strerror(errno)));
-    if (fd >= 0) close(fd);
-    return -1;
-  }
-  log_error(logline::Level::info,
-            fmt::format("Watching {} for changes (--reload): an edit starts new workers, a broken edit keeps the "
-                        "running ones.",
-                        launch.watch_dir));
-  return fd;
-}
 
 void install_signal_handlers() {
   if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return;
@@ -688,21 +602,10 @@ void install_signal_handlers() {
 
 int serve(const Launch& launch, const WorkerProgram& program) {
   std::vector<int> listeners;
-  if (launch.separate_health && launch.health_port != launch.port) {
-    int health = bind_listener(launch.health_port, "--health_port");
-    if (health < 0) return 1;
-    listeners.push_back(health);
-  }
-  int main_fd = bind_listener(launch.port, "--port");
-  if (main_fd < 0) return 1;
-  listeners.push_back(main_fd);
   int metrics_fd = -1;
-  if (launch.metrics_port) {
-    metrics_fd = bind_listener(launch.metrics_port, "--metrics_port");
-    if (metrics_fd < 0) return 1;
-  }
+  if (!bind_listeners(launch, listeners, metrics_fd)) return 1;
 
-  // The supervision table lives in one shared page set before the first fork (DESIGN.md).
+  // The supervision table lives in one shared page set before the first fork (docs/architecture.md "Processes").
   void* page = mmap(nullptr, sizeof(worker::Table), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) {
     log_error(logline::Level::critical, fmt::format("Cannot map the worker table: {}", strerror(errno)));
