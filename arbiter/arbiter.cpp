@@ -10,10 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <map>
 #include <random>
-#include <string_view>
 
 #include <fmt/format.h>
 
@@ -183,9 +181,9 @@ class Arbiter {
     if (state_ != State::running) return;
     if (!may_add_worker(target_workers_)) {
       log_error(logline::Level::warning,
-                fmt::format("Not adding a worker: {} is the most one server runs (a reload starts as many again "
-                            "beside them). Run another server for more.",
-                            target_workers_));
+                fmt::format("Not adding a worker on SIGTTIN: {} workers is the most one server runs (a reload "
+                            "starts as many again beside them, in a table of {} slots). Run another server for more.",
+                            target_workers_, worker::kMaxSlots));
       return;
     }
     ++target_workers_;
