@@ -84,6 +84,21 @@ class Parser {
 std::string_view reason_phrase(int status);
 std::string_view reason_phrase_upper(int status);
 
+// The start of every response head: the status line, Server, Date, the Connection header the client
+// needs, and Content-Type and Content-Length when given. Every answer the server writes (the views',
+// its own errors, the crash responder's pre-rendered one) begins here, so all are framed alike; the
+// caller adds what is particular to the answer (add_header) and ends the head (end_head).
+struct Head {
+  enum class Connection { keep_alive, keep_alive_http10, close };  // http10: "Connection: keep-alive"
+  int status = 200;
+  std::string_view reason;
+  Connection connection = Connection::keep_alive;
+  bool date = true;  // false only where time cannot be formatted (a signal handler's pre-rendered head)
+  std::string_view content_type;          // empty: none
+  std::optional<size_t> content_length;   // none: the caller frames the body (chunked, or by the close)
+};
+void begin_head(std::string& out, const Head& head);
+
 // Appends a response head piece by piece to `out`, a buffer the caller reuses.
 void begin_response(std::string& out, int status, std::string_view reason);
 void add_header(std::string& out, std::string_view name, std::string_view value);

@@ -121,6 +121,16 @@ void begin_response(std::string& out, int status, std::string_view reason) {
   out.append("\r\n", 2);
 }
 
+void begin_head(std::string& out, const Head& head) {
+  begin_response(out, head.status, head.reason);
+  add_header(out, "Server", "azmlinfsrv");
+  if (head.date) add_date_header(out);
+  if (head.connection == Head::Connection::close) add_header(out, "Connection", "close");
+  else if (head.connection == Head::Connection::keep_alive_http10) add_header(out, "Connection", "keep-alive");
+  if (!head.content_type.empty()) add_header(out, "Content-Type", head.content_type);
+  if (head.content_length) add_header(out, "Content-Length", *head.content_length);
+}
+
 void add_header(std::string& out, std::string_view name, std::string_view value) {
   out.append(name);
   out.append(": ", 2);

@@ -1,6 +1,6 @@
 // The last words of a worker that dies of a fatal signal inside run(): the client of the running
-// request gets a JSON 500 naming the signal instead of a reset connection (DESIGN.md "Timeouts and
-// crashes"). This handler is installed over faulthandler's: it answers the client first (a few
+// request gets a JSON 500 naming the signal instead of a reset connection (docs/architecture.md
+// "Crashes and the order of the fatal-signal handlers"). This handler is installed over faulthandler's: it answers the client first (a few
 // syscalls), then hands the signal on to faulthandler, which writes the Python stack and lets the
 // signal end the process for the arbiter to see. Answering first keeps the client's answer independent
 // of how long, or whether, the stack dump takes.
@@ -16,6 +16,7 @@
 #include <string>
 
 #include "jobs.h"
+#include "settings.h"
 
 namespace worker {
 
@@ -55,11 +56,12 @@ Rendered* render(int sig) {
                                " in native code while run() handled this request; a new worker replaces it. The "
                                "server log shows the Python stack at the crash.");
   // No Date header: formatting time is not async-signal-safe, and HTTP allows its absence.
-  http::begin_response(r->head, 500, http::reason_phrase_upper(500));
-  http::add_header(r->head, "Server", "azmlinfsrv");
-  http::add_header(r->head, "Connection", "close");
-  http::add_header(r->head, "Content-Type", "application/json");
-  http::add_header(r->head, "Content-Length", r->body.size());
+  http::begin_head(r->head, {.status = 500,
+                             .reason = http::reason_phrase_upper(500),
+                             .connection = http::Head::Connection::close,
+                             .date = false,
+                             .content_type = "application/json",
+                             .content_length = r->body.size()});
   http::add_header(r->head, "x-ms-run-function-failed", "True");
   return r;
 }
@@ -122,9 +124,9 @@ void install_crash_responder(JobQueue& queue, const std::vector<int>& listen_fds
   crash_queue = &queue;
   for (int fd : listen_fds)
     if (listener_count < static_cast<int>(sizeof listeners / sizeof listeners[0])) listeners[listener_count++] = fd;
-  const char* version = getenv("HTTP_X_MS_SERVER_VERSION");
   server_version_header = new std::string();
-  if (version && *version) http::add_header(*server_version_header, "x-ms-server-version", version);
+  if (!config().server_version.empty())
+    http::add_header(*server_version_header, "x-ms-server-version", config().server_version);
   struct sigaction sa {};
   sa.sa_handler = on_fatal_signal;
   sigemptyset(&sa.sa_mask);

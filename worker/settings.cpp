@@ -2,7 +2,6 @@
 #include "settings.h"
 
 #include <cstdlib>
-#include <string_view>
 
 namespace worker {
 
@@ -28,19 +27,6 @@ void store_config(Config config) {
 const Config& config() {
   static const Config empty;
   return stored ? *stored : empty;
-}
-
-uint64_t tunable_value(const char* env) {
-  const Settings& s = config().settings;
-  std::string_view name = env;
-  if (name == "LIMIT_REQUEST_LINE") return s.limit_request_line;
-  if (name == "LIMIT_REQUEST_FIELD_SIZE") return s.limit_request_field_size;
-  if (name == "LIMIT_REQUEST_FIELDS") return s.limit_request_fields;
-  if (name == "LIMIT_REQUEST_BODY") return s.limit_request_body;
-  if (name == "REQUEST_HEAD_TIMEOUT_MS") return s.request_head_timeout_ms;
-  if (name == "REQUEST_BODY_TIMEOUT_MS") return s.request_body_timeout_ms;
-  if (name == "KEEP_ALIVE_TIMEOUT_MS") return s.keep_alive_timeout_ms;
-  return 0;
 }
 
 }  // namespace worker

@@ -25,8 +25,4 @@ Config read_config(const Options& options);
 const Config& config();
 void store_config(Config config);
 
-// Until the I/O thread reads config().settings: the transport setting by its environment variable's
-// name ("LIMIT_REQUEST_LINE"), from config().settings.
-uint64_t tunable_value(const char* env);
-
 }  // namespace worker

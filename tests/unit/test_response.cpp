@@ -14,6 +14,56 @@ TEST_CASE("a response head is status line, headers, blank line") {
   CHECK(out == "HTTP/1.1 404 NOT FOUND\r\nContent-Type: application/json\r\nContent-Length: 42\r\n\r\n");
 }
 
+// The Date line is the current second's: replaced by a fixed text so the rest compares exactly.
+static std::string without_date(std::string head) {
+  auto at = head.find("Date: ");
+  if (at == std::string::npos) return head;
+  auto end = head.find("\r\n", at);
+  return head.replace(at, end + 2 - at, "Date: *\r\n");
+}
+
+TEST_CASE("begin_head: status line, Server, Date, the connection header, then the body's type and length") {
+  std::string out;
+  http::Head ok;
+  ok.status = 200;
+  ok.reason = "OK";
+  http::begin_head(out, ok);
+  CHECK(without_date(out) == "HTTP/1.1 200 OK\r\nServer: azmlinfsrv\r\nDate: *\r\n");
+
+  out.clear();
+  http::begin_head(out, {.status = 413,
+                         .reason = http::reason_phrase(413),
+                         .connection = http::Head::Connection::close,
+                         .content_type = "application/json",
+                         .content_length = size_t{17}});
+  CHECK(without_date(out) ==
+        "HTTP/1.1 413 Request Entity Too Large\r\nServer: azmlinfsrv\r\nDate: *\r\nConnection: close\r\n"
+        "Content-Type: application/json\r\nContent-Length: 17\r\n");
+
+  out.clear();
+  http::Head not_found;
+  not_found.status = 404;
+  not_found.reason = http::reason_phrase_upper(404);
+  not_found.connection = http::Head::Connection::keep_alive_http10;
+  not_found.content_length = size_t{0};
+  http::begin_head(out, not_found);
+  CHECK(without_date(out) ==
+        "HTTP/1.1 404 NOT FOUND\r\nServer: azmlinfsrv\r\nDate: *\r\nConnection: keep-alive\r\nContent-Length: 0\r\n");
+}
+
+TEST_CASE("begin_head without a date writes no Date line (a signal handler's pre-rendered head)") {
+  std::string out;
+  http::begin_head(out, {.status = 500,
+                         .reason = http::reason_phrase_upper(500),
+                         .connection = http::Head::Connection::close,
+                         .date = false,
+                         .content_type = "application/json",
+                         .content_length = std::nullopt});
+  CHECK(out ==
+        "HTTP/1.1 500 INTERNAL SERVER ERROR\r\nServer: azmlinfsrv\r\nConnection: close\r\n"
+        "Content-Type: application/json\r\n");
+}
+
 TEST_CASE("reason phrases follow Werkzeug: upper case for the app, title case for the server") {
   CHECK(http::reason_phrase_upper(200) == "OK");
   CHECK(http::reason_phrase_upper(431) == "REQUEST HEADER FIELDS TOO LARGE");

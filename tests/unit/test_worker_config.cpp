@@ -23,8 +23,8 @@ TEST_CASE("the worker's configuration: the arbiter's settings, then two values o
   worker::store_config(worker::read_config(options));
   CHECK(worker::config().server_version.empty());
   CHECK(*worker::config().cors_origins == "https://a.example,https://b.example");
-  CHECK(worker::tunable_value("LIMIT_REQUEST_LINE") == 4094);
-  CHECK(worker::tunable_value("KEEP_ALIVE_TIMEOUT_MS") == 60000);
+  CHECK(worker::config().settings.limit_request_line == 4094);
+  CHECK(worker::config().settings.keep_alive_timeout_ms == 60000);
   unsetenv("AML_CORS_ORIGINS");
   worker::store_config(worker::Config{});
 }

@@ -1,0 +1,114 @@
+// Scoring deadlines, watched by the I/O thread while jobs are out: the scoring timeout's SIGALRM to the
+// Python thread, a run() stuck in native code past it, and the arbiter's WORKER_TIMEOUT notice. In the
+// last two the client is answered without waiting for run(), which may never return.
+#include <signal.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "../log/log.h"
+#include "io_internal.h"
+
+namespace worker {
+
+namespace {
+
+// Answers the client of the job run() is working on without waiting for run(); the Python thread keeps
+// the Job until run() returns, if ever, and its result is then dropped. `expected`, when given, must
+// still be the running job. False when there is nothing to answer (run() returned meanwhile).
+bool answer_running_job(Job* expected, std::string_view message) {
+  Job* job = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(io->queue->mutex);
+    job = io->queue->running.load();
+    if (!job || (expected && job != expected) || job->abandoned.load() || !job->connection) return false;
+    job->abandoned.store(true);  // from now on the crash responder leaves its socket alone
+  }
+  Connection* c = job->connection;
+  job->connection = nullptr;
+  c->job = nullptr;
+  c->leftover.clear();
+  c->close_after_write = true;
+  if (c->closing) {  // the client left while run() worked
+    c->closing = false;
+    close_connection(c);
+    return true;
+  }
+  const http::Request& r = job->request;
+  log_view_request(r, 500, ms_since(job->received_ns), http::json_message(message).size(), job->ids.request_id);
+  respond_message(c, r, 500, message, &job->ids, /*run_failed=*/true);
+  stop_reading(c);
+  flush(c);
+  return true;
+}
+
+void on_alarm_due(uv_timer_t*);
+
+// The scoring timeout's SIGALRM (docs/behaviour.md 2.4), sent to the Python thread when the running
+// run()'s deadline has come, once per run(); its handler raises TimeoutError there. Within a tick of the
+// deadline a one-shot timer waits for the exact millisecond.
+void send_alarm_if_due() {
+  uint64_t deadline = bridge::scoring_deadline_ns();
+  if (deadline == 0 || deadline == io->alarmed_deadline || bridge::scoring_timeout_raised()) return;
+  uint64_t now = monotonic_ns();
+  if (now < deadline) {
+    uint64_t left_ms = (deadline - now + 999999) / 1000000;
+    if (left_ms <= io->deadline_tick_ms) uv_timer_start(&io->alarm_due, on_alarm_due, left_ms, 0);
+    return;
+  }
+  io->alarmed_deadline = deadline;
+  pthread_kill(io->python_thread, SIGALRM);
+}
+
+void on_alarm_due(uv_timer_t*) { send_alarm_if_due(); }
+
+// While jobs are out, every tick: is the running run()'s scoring timeout due (send_alarm_if_due)? Has it
+// outlived SCORING_TIMEOUT_MS by more than the TimeoutError needs to unwind it? Then it is stuck in native
+// code (a C call that does not return to the interpreter): answer its client now and have this worker
+// replaced.
+void on_deadline_tick(uv_timer_t* timer) {
+  if (io->jobs_outstanding == 0) {
+    uv_timer_stop(timer);
+    return;
+  }
+  send_alarm_if_due();
+  Job* job = io->queue->running.load();  // never freed while running; only this thread frees jobs
+  if (!job || job->abandoned.load()) return;
+  uint64_t started = job->started_ns.load();
+  uint64_t limit = static_cast<uint64_t>(io->scoring_timeout_ms) * 1000000ull + kStuckGraceNs;
+  if (!started || monotonic_ns() - started < limit || bridge::scoring_timeout_raised()) return;
+  if (!answer_running_job(job, fmt::format("Scoring timeout after {} ms", io->scoring_timeout_ms))) return;
+  logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
+                 fmt::format("run() is still running {} ms after the scoring timeout of {} ms (SCORING_TIMEOUT_MS): "
+                             "it is stuck in native code, which the TimeoutError cannot interrupt. Its stack is "
+                             "below. The client got the scoring-timeout answer; worker {} stops taking requests "
+                             "and a new worker replaces it.",
+                             kStuckGraceNs / 1000000, io->scoring_timeout_ms, getpid()));
+  // Then the stacks: faulthandler, on the Python thread, shows the line of the native call. Not before
+  // the answer: its signal interrupts a blocking call, and run() might then unwind and answer itself.
+  kill(getpid(), kSignalDumpStacks);
+  io->slot->replace_requested.store(1);
+  io->exit_when_drained = true;
+  begin_drain();
+}
+
+}  // namespace
+
+void watch_deadlines() {
+  ++io->jobs_outstanding;
+  set_in_flight(io->metrics, static_cast<uint32_t>(io->jobs_outstanding));
+  if (io->scoring_timeout_ms > 0 && !uv_is_active(reinterpret_cast<uv_handle_t*>(&io->deadline_watch)))
+    uv_timer_start(&io->deadline_watch, on_deadline_tick, io->deadline_tick_ms, io->deadline_tick_ms);
+}
+
+// The arbiter found run() older than WORKER_TIMEOUT; it has asked faulthandler for the stacks and
+// kills this worker in a second. Answer the client while we can, and take no more connections.
+void on_timed_out(uv_signal_t*, int) {
+  answer_running_job(nullptr, fmt::format("The worker timed out: run() took longer than WORKER_TIMEOUT ({} s), so "
+                                          "the worker is being replaced. The server log shows the Python stack "
+                                          "where run() was.",
+                                          io->worker_timeout_s));
+  begin_drain();
+}
+
+}  // namespace worker

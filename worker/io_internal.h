@@ -1,0 +1,231 @@
+// Internal to worker/: the I/O thread's shared state, and the files that work on it. One file per
+// concern, stacked in one direction (each calls only the ones above it in this list):
+//
+//   waits.cpp            the wait lists: which timeout a connection is under, and until when
+//   connection.cpp       transport: reading, writing, closing, lingering, the server's own errors
+//                        about the bytes (malformed, over a limit, too slow) and the expiry sweep
+//   fd_reserve.cpp       refusing connections when descriptors run short
+//   respond.cpp          answers to requests: the head every answer starts with, the request
+//                        headers, the request and access log lines, the scored answer
+//   route.cpp            the views: routing, request ids, health, swagger, OPTIONS/HEAD rules
+//   metrics_listener.cpp GET /metrics and /ready on the metrics port
+//   drain.cpp            stopping: the backlog, idle connections, the last connection
+//   deadline.cpp         scoring deadlines: SIGALRM, a run() stuck in native code, WORKER_TIMEOUT
+//   request.cpp          parsing input into requests, jobs to Python and their results back
+//   io.cpp               the loop: setup, accepting, the heartbeat, the thread
+//
+// The connection layer never calls up: bytes it reads go to io->read_cb (request.cpp's, set by io.cpp,
+// as uv_read_start takes its read_cb), and the last connection of a draining worker closing is told
+// through io->on_drained (drain.cpp's).
+#pragma once
+
+#include <pthread.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "jobs.h"
+#include "metrics.h"
+
+namespace worker {
+
+// A draining worker waits this long for the first request of a connection it accepted just before.
+constexpr uint64_t kDrainGraceMs = 1000;
+// SIGALRM's TimeoutError unwinds a Python run() in well under this; longer means native code.
+constexpr uint64_t kStuckGraceNs = 50 * 1000000ull;
+constexpr uint64_t kDeadlineTickMs = 20;
+// A connection keeps its response buffer between requests, unless an answer made it large.
+constexpr size_t kKeptOutCapacity = 64 * 1024;
+// How long a closing connection reads what the client still sends, so that the kernel does not
+// answer it with a reset that destroys the error response before the client reads it.
+constexpr uint64_t kLingerNs = 2'000'000'000;
+constexpr uint64_t kSweepMs = 100;
+// Answered jobs kept for reuse: about one per connection that has a request in flight at a time.
+constexpr size_t kSpareJobs = 64;
+// Bytes of later requests kept while an earlier one waits for Python.
+constexpr size_t kMaxPipelinedAhead = 64 * 1024;
+
+// The kinds of wait a connection can be in (waits.cpp). All waits of a kind last equally long.
+enum Wait : uint8_t {
+  kNone = 0,    // Python is working on its request, or it is closing
+  kIdle = 1,    // keep-alive: between requests (close quietly)
+  kHead = 2,    // a new connection, or a request's head arriving (408 when some of it came)
+  kBody = 3,    // a request body arriving, or a response the client reads too slowly (408 / close)
+  kLinger = 4,  // closing: reading what the client still sends
+};
+constexpr int kWaitKinds = 5;
+
+struct Connection {
+  uv_tcp_t tcp;  // first: the handle's address is the connection's
+  http::Parser parser;
+  std::string out;       // the response being built; reused across requests
+  std::string leftover;  // bytes read past a request whose answer is still pending (pipelining)
+  std::string peer;      // remote address, for the access log and the raw request
+  int local_port = 0;
+  Job* job = nullptr;    // the request the Python thread is working on
+  int pending_writes = 0;
+  bool reading = false;
+  bool close_after_write = false;
+  bool closing = false;
+  bool had_request = false;  // a draining worker gives a connection that sent nothing yet a moment
+  // Timeouts: the wait list this connection is in (see update_wait) and when its wait ends.
+  Connection* wait_prev = nullptr;
+  Connection* wait_next = nullptr;
+  uint64_t deadline_ns = 0;
+  uint8_t wait = kNone;
+  bool peer_eof = false;   // the client half-closed; answer what it sent, then close
+  bool lingering = false;  // answered with Connection: close; reading what is left before closing
+  uint32_t responses = 0;  // responses started; a wait armed before the latest one starts over
+  uint32_t wait_mark = 0;  // `responses` when the current wait was armed
+  // Accepted on the metrics listener: only GET /metrics and /ready, not counted in the metrics. It drains
+  // like any connection: one accepted must get its answer before the worker exits.
+  bool metrics = false;
+  MetricRoute route = MetricRoute::other;  // of the request being answered, for the metrics
+  uint64_t received_ns = 0;                // when that request's last byte arrived
+
+  explicit Connection(const http::Limits& limits) : parser(limits) {}
+};
+
+struct Io {
+  uv_loop_t loop;
+  std::vector<uv_tcp_t*> listeners;
+  uv_tcp_t* metrics_listener = nullptr;  // null: none. Kept after it is closed, so the walkers still skip it
+  bool metrics_listener_closed = false;
+  uv_read_cb read_cb = nullptr;      // where a connection's bytes go (request.cpp)
+  void (*on_drained)() = nullptr;    // the last connection of a draining worker closed (drain.cpp)
+  uv_async_t done_async;
+  uv_signal_t sigterm, sigint, sigquit;
+  uv_timer_t heartbeat;
+  uv_signal_t timed_out;        // the arbiter's WORKER_TIMEOUT notice (SIGUSR2)
+  uv_timer_t deadline_watch;    // runs while jobs are out: the scoring timeout, a run() stuck past it
+  uint64_t deadline_tick_ms = kDeadlineTickMs;  // shorter when SCORING_TIMEOUT_MS is
+  uv_timer_t alarm_due;         // the last stretch to a scoring deadline, to the millisecond
+  uint64_t alarmed_deadline = 0;  // the run() deadline SIGALRM was sent for
+  pthread_t python_thread;      // the worker's main thread, which runs Python and takes SIGALRM
+  uv_timer_t drain_grace;       // closes connections that sent nothing after a drain began
+  uv_timer_t exit_timer;        // a worker given up on exits shortly after its last answer
+  size_t jobs_outstanding = 0;
+  long scoring_timeout_ms = 0;
+  uint64_t worker_timeout_s = 0;  // WORKER_TIMEOUT, for the answer the arbiter's notice asks for
+  bool exit_when_drained = false;
+  uv_timer_t sweep;  // expires connection waits (update_wait)
+  JobQueue* queue = nullptr;
+  Table* table = nullptr;
+  Slot* slot = nullptr;
+  MetricsWriter metrics;
+  BuildInfo build;
+  http::Limits limits;
+  size_t connections = 0;
+  bool draining = false;
+  std::string server_version;  // x-ms-server-version; empty: not sent
+  http::CorsPolicy cors;       // from AML_CORS_ORIGINS
+  uint64_t wait_ns[kWaitKinds] = {};
+  Connection* wait_head[kWaitKinds] = {};
+  Connection* wait_tail[kWaitKinds] = {};
+  bool accept_failing = false;  // out of file descriptors: log once per burst
+  uint64_t refused = 0;
+  uint64_t fd_limit = 0;        // descriptors above fd_limit - fd_reserve are refused (see refuse_if_no_fds)
+  uint64_t fd_reserve = 0;
+  std::thread thread;
+  uv_prepare_t flush_logs;
+  uv_check_t hand_off;             // gives the Python thread the pass's jobs at once (one wake-up)
+  std::vector<Job*> for_python;    // jobs read in this loop pass, in order
+  std::vector<Job*> spare_jobs;    // answered jobs kept for reuse (request.cpp)
+  std::vector<Completion> done;    // on_jobs_done's batch; kept to keep its capacity
+  std::string log_scratch;  // a request line's message while it is built
+  http::SecondStamp access_log_time{"%d/%b/%Y:%H:%M:%S +0000"};  // gunicorn's access-log time
+  char read_buffer[64 * 1024];
+};
+
+extern Io* io;  // the I/O thread's, created by start_io()
+
+// ---- routes, as pure functions of the request (the transport counts its errors by them too) ----------
+
+enum class Route { health, score, swagger, not_found };
+
+inline Route route_of(const http::Request& r) {
+  std::string path = http::normalize_path(r.path());
+  if (path == "/") return Route::health;
+  if (path == "/score") return Route::score;
+  if (path == "/swagger.json") return Route::swagger;
+  return Route::not_found;
+}
+
+inline MetricRoute metric_route(Route route) {
+  switch (route) {
+    case Route::health: return MetricRoute::health;
+    case Route::score: return MetricRoute::score;
+    case Route::swagger: return MetricRoute::swagger;
+    case Route::not_found: return MetricRoute::other;
+  }
+  return MetricRoute::other;
+}
+
+// ---- waits.cpp ---------------------------------------------------------------------------------------
+void unlink_wait(Connection* c);
+void update_wait(Connection* c, bool progress);
+
+// ---- connection.cpp ----------------------------------------------------------------------------------
+void close_connection(Connection* c);
+// Fills c->peer (for the access log and the raw request) and c->local_port from the socket.
+void identify_peer(Connection* c);
+void flush(Connection* c);  // sends c->out
+void start_reading(Connection* c);
+void stop_reading(Connection* c);
+void linger(Connection* c);
+// An answer the server makes itself about the connection (malformed input, limits, no descriptors):
+// JSON, gunicorn's title-case reason, and the connection closes after it.
+void append_server_error(std::string& out, int status, std::string_view message);
+void respond_transport_error(Connection* c, const http::ParseError& error);
+void on_sweep(uv_timer_t*);
+
+// ---- fd_reserve.cpp ----------------------------------------------------------------------------------
+void measure_fd_limit();
+bool refuse_if_no_fds(Connection* c);
+void note_accept_failure();
+
+// ---- respond.cpp -------------------------------------------------------------------------------------
+void start_response(Connection* c, const http::Request& r, int status, std::string_view reason,
+                    std::string_view content_type = {}, std::optional<size_t> content_length = {});
+void add_request_headers(Connection* c, const http::Request& r, const http::RequestIds& ids);
+void end_response(Connection* c, const http::Request& r, std::string_view body);
+void note_answer(Connection* c, const http::Request& r, int status, size_t body_sent, std::string_view request_id);
+void log_view_request(const http::Request& r, int status, double ms, std::optional<size_t> length,
+                      std::string_view request_id);
+double ms_since(uint64_t start_ns);
+// A JSON {"message": ...} answer; `run_failed` is its x-ms-run-function-failed.
+void respond_message(Connection* c, const http::Request& r, int status, std::string_view message,
+                     const http::RequestIds* ids, bool run_failed = false);
+void respond_scored(Connection* c, Job* job, const http::RequestIds& ids);
+// Chunked framing for HTTP/1.1; an HTTP/1.0 client gets the bytes as they are and a close at the end.
+inline bool chunked(const http::Request& r) { return !(r.version_major == 1 && r.version_minor == 0); }
+
+// ---- route.cpp ---------------------------------------------------------------------------------------
+// Answers a parsed request that needs no Python; false when it is a score request for run().
+bool answer_without_python(Connection* c, http::Request& r, uint64_t received_ns, http::RequestIds& ids);
+
+// ---- metrics_listener.cpp ----------------------------------------------------------------------------
+void respond_metrics_listener(Connection* c, const http::Request& r);
+
+// ---- drain.cpp ---------------------------------------------------------------------------------------
+void begin_drain();
+void finish_drain();
+void close_metrics_listener();
+void on_stop_signal(uv_signal_t* handle, int signum);
+[[noreturn]] void exit_worker();
+
+// ---- deadline.cpp ------------------------------------------------------------------------------------
+void watch_deadlines();
+void on_timed_out(uv_signal_t*, int);
+
+// ---- request.cpp -------------------------------------------------------------------------------------
+void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+void on_jobs_done(uv_async_t*);
+void on_poll_handled(uv_check_t*);
+
+}  // namespace worker

@@ -1,0 +1,205 @@
+// From bytes to requests and back: parsing a connection's input in order, answering what needs no
+// Python, handing score requests to the Python thread as jobs (a loop pass's worth at a time), and
+// writing their results, streamed or whole, when they come back.
+#include <fmt/format.h>
+
+#include "io_internal.h"
+
+namespace worker {
+
+namespace {
+
+// Jobs are reused, so that a request's buffers (head, body, answer) serve the next one instead of being
+// allocated and freed per request. Only this thread takes and returns them.
+Job* acquire_job() {
+  if (io->spare_jobs.empty()) return new Job;
+  Job* job = io->spare_jobs.back();
+  io->spare_jobs.pop_back();
+  return job;
+}
+
+void release_job(Job* job) {
+  if (io->spare_jobs.size() >= kSpareJobs) {
+    delete job;
+    return;
+  }
+  job->reset();
+  io->spare_jobs.push_back(job);
+}
+
+void queue_for_python(Connection* c, http::Request& r, uint64_t received_ns, http::RequestIds&& ids) {
+  Job* job = acquire_job();
+  job->connection = c;
+  std::swap(job->request, r);  // the parser goes on with the spare job's emptied buffers
+  job->received_ns = received_ns;
+  job->header_views.reserve(job->request.headers.size());
+  for (const http::Header& h : job->request.headers) job->header_views.emplace_back(h.name, h.value);
+  job->ids = std::move(ids);
+  job->remote_addr = c->peer;
+  job->server_port = c->local_port;
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) == 0) job->fd = fd;
+  c->job = job;
+  watch_deadlines();
+  io->for_python.push_back(job);
+}
+
+// Answers a parsed request or hands it to Python; true when the answer is already in c->out.
+bool handle_request(Connection* c) {
+  http::Request& r = c->parser.request();
+  uint64_t received_ns = monotonic_ns();
+  c->had_request = true;
+  if (c->metrics) {
+    respond_metrics_listener(c, r);
+    return true;
+  }
+  http::RequestIds ids;
+  if (answer_without_python(c, r, received_ns, ids)) return true;
+  queue_for_python(c, r, received_ns, std::move(ids));
+  return false;
+}
+
+// Parses and answers requests in order until the bytes run out or one waits for Python.
+void process_input(Connection* c, const char* data, size_t len) {
+  while (!c->closing) {
+    if (c->job) {  // an answer is pending: keep the rest for later, in order
+      c->leftover.append(data, len);
+      // Reading on costs nothing per request (no epoll change); only a client that pipelines a lot
+      // while run() works is paused, so what it sent ahead stays bounded.
+      if (c->leftover.size() > kMaxPipelinedAhead) stop_reading(c);
+      return;
+    }
+    size_t consumed = 0;
+    http::ParseStatus status = c->parser.feed(data, len, &consumed);
+    data += consumed;
+    len -= consumed;
+    switch (status) {
+      case http::ParseStatus::need_more:
+        flush(c);
+        return;
+      case http::ParseStatus::head_complete:
+        c->out.append("HTTP/1.1 100 Continue\r\n\r\n");
+        flush(c);
+        continue;
+      case http::ParseStatus::error:
+        respond_transport_error(c, c->parser.error());
+        return;
+      case http::ParseStatus::request_ready:
+        if (handle_request(c)) {
+          c->parser.next();
+          if (c->close_after_write) {
+            flush(c);
+            stop_reading(c);
+            return;
+          }
+        }
+        continue;
+    }
+  }
+}
+
+// A request's answer is complete: the connection goes on with pipelined bytes or reads again.
+void finish_job(Connection* c, Job* job) {
+  release_job(job);
+  c->job = nullptr;
+  if (c->closing) {  // the client went away while the answer was being made
+    c->closing = false;
+    close_connection(c);
+    return;
+  }
+  c->parser.next();
+  flush(c);
+  if (c->close_after_write) return;
+  std::string rest;
+  rest.swap(c->leftover);
+  process_input(c, rest.data(), rest.size());
+  if (!c->job && !c->closing) start_reading(c);
+  if (!c->closing) update_wait(c, false);
+}
+
+void write_chunk(Connection* c, const Job* job, std::string_view data) {
+  if (c->closing || job->request.method == "HEAD") return;
+  if (chunked(job->request)) fmt::format_to(std::back_inserter(c->out), "{:x}\r\n", data.size());
+  c->out.append(data);
+  if (chunked(job->request)) c->out.append("\r\n");
+  flush(c);
+}
+
+}  // namespace
+
+void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  auto* c = reinterpret_cast<Connection*>(stream);
+  if (nread < 0) {
+    // A half-close after a request (shutdown(SHUT_WR), as some clients do) still deserves the answer.
+    if (nread == UV_EOF && (c->job || c->pending_writes > 0)) {
+      c->peer_eof = true;
+      c->close_after_write = true;
+      stop_reading(c);
+      return;
+    }
+    close_connection(c);
+    return;
+  }
+  process_input(c, buf->base, static_cast<size_t>(nread));
+  if (c->closing) return;
+  // A client that sends but does not read would make us queue answers without bound: stop reading
+  // until the socket takes what we wrote (connection.cpp resumes).
+  if (c->pending_writes > 0) stop_reading(c);
+  update_wait(c, true);
+}
+
+void on_jobs_done(uv_async_t*) {
+  std::vector<Completion>& done = io->done;
+  {
+    std::lock_guard<std::mutex> lock(io->queue->mutex);
+    done.swap(io->queue->done);
+  }
+  for (Completion& event : done) {
+    Job* job = event.job;
+    bool streamed = job->response.stream != nullptr;
+    bool last_event = event.kind == Completion::Kind::end || event.kind == Completion::Kind::abort ||
+                      (event.kind == Completion::Kind::response && !streamed);
+    if (last_event) {
+      --io->jobs_outstanding;
+      set_in_flight(io->metrics, static_cast<uint32_t>(io->jobs_outstanding));
+    }
+    if (event.kind == Completion::Kind::response)  // even when its client was answered already: run() took this long
+      observe_run_duration(io->metrics, static_cast<uint64_t>(job->handled_ms * 1e6));
+    if (!job->connection) {  // answered already (stuck past a deadline); run()'s result comes too late
+      if (last_event) release_job(job);
+      continue;
+    }
+    Connection* c = job->connection;
+    switch (event.kind) {
+      case Completion::Kind::response:
+        if (!c->closing) respond_scored(c, job, job->ids);
+        if (!streamed) finish_job(c, job);
+        else write_chunk(c, job, job->response.body);  // the first chunk came with the head
+        break;
+      case Completion::Kind::chunk:
+        write_chunk(c, job, event.data);
+        break;
+      case Completion::Kind::end:
+        if (!c->closing && job->request.method != "HEAD" && chunked(job->request)) c->out.append("0\r\n\r\n");
+        finish_job(c, job);
+        break;
+      case Completion::Kind::abort:  // the body broke after the head went out: only cutting tells the client
+        c->out.clear();
+        c->close_after_write = true;
+        c->closing = true;
+        finish_job(c, job);
+        break;
+    }
+  }
+  done.clear();
+}
+
+// Right after the loop has handled what the poll returned: all of it goes to Python in one hand-off,
+// so a burst of requests costs the Python thread one wake-up, not one each.
+void on_poll_handled(uv_check_t*) {
+  if (io->for_python.empty()) return;
+  io->queue->push(io->for_python);
+  io->for_python.clear();
+}
+
+}  // namespace worker
