@@ -288,7 +288,7 @@ def launch_uwsgi(port, case):
 
 
 def launch_gunicorn(port, case):
-    # the reference's command line (CONTRACT 2.1), bound to loopback
+    # the reference's command line (docs/behaviour.md 2.1), bound to loopback
     return Proc(["gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1", "--timeout", "300", "--backlog", "2048",
                  "--access-logfile", "-", "--error-logfile", "/dev/null", "--chdir", PEERS_DIR, "flask_app:app"],
                 env=script_env(case), cwd=SCRIPTS, logname="gunicorn")

@@ -12,7 +12,7 @@
 
 namespace http {
 
-// Defaults are gunicorn's (CONTRACT.md 2.1) plus the body limit of DIFFERENCES.md.
+// Defaults are gunicorn's (docs/behaviour.md 2.1) plus the body limit of docs/differences.md.
 struct Limits {
   size_t max_request_line = 4094;
   size_t max_header_field = 8190;  // one "Name: value" line
@@ -124,7 +124,7 @@ void append_json_string(std::string& out, std::string_view s);
 // {"message": "<text>"} exactly as json.dumps({"message": text}) writes it.
 std::string json_message(std::string_view text);
 
-// Request ids, CONTRACT.md 3.3.
+// Request ids, docs/behaviour.md 3.3.
 struct RequestIds {
   enum class Outcome { ok, request_id_too_long, client_ids_too_long };
   Outcome outcome = Outcome::ok;
@@ -137,7 +137,7 @@ RequestIds resolve_request_ids(const Request& request);
 // A random lowercase UUID4; safe to call in forked children (reseeds after fork).
 std::string new_uuid4();
 
-// CORS for the application's responses (CONTRACT.md 3.8), as flask-cors does it for the reference:
+// CORS for the application's responses (docs/behaviour.md 3.8), as flask-cors does it for the reference:
 // origins from AML_CORS_ORIGINS, methods GET and POST, any request header allowed.
 struct CorsPolicy {
   std::vector<std::string> origins;  // as configured, stripped; "*" allows any

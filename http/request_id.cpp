@@ -1,4 +1,4 @@
-// The request-id rules of CONTRACT.md 3.3, and native UUID4s for them.
+// The request-id rules of docs/behaviour.md 3.3, and native UUID4s for them.
 #include <pthread.h>
 #include <sys/random.h>
 #include <unistd.h>

@@ -1,5 +1,5 @@
 // log/: the one native log writer, shared by the arbiter and the workers. Lines in the contract's format
-// (CONTRACT.md 6.1): "2026-11-25 19:41:50,096 I [14939] azmlinfsrv - message", timestamps in UTC; or,
+// (docs/behaviour.md 6.1): "2026-11-25 19:41:50,096 I [14939] azmlinfsrv - message", timestamps in UTC; or,
 // with the JSON format, one JSON object per line for log shippers.
 #pragma once
 

@@ -56,7 +56,7 @@ struct ScoreResponse {
   bool run_function_failed = false;
   bool has_exec_ms = false;  // x-ms-run-fn-exec-ms only when run() returned normally
   double exec_ms = 0;
-  // A streamed body (CONTRACT.md 4.9): `body` holds the first chunk (already taken, so a body that fails
+  // A streamed body (docs/behaviour.md 4.9): `body` holds the first chunk (already taken, so a body that fails
   // at once is a 500 before anything is sent) and next_chunk() yields the rest. The stream holds a
   // Python iterator until end_stream().
   void* stream = nullptr;
@@ -76,7 +76,7 @@ struct ScoreResponse {
   }
 };
 
-// Calls run() for one request under the scoring timeout and builds the response (CONTRACT.md 3.5, 4.5).
+// Calls run() for one request under the scoring timeout and builds the response (docs/behaviour.md 3.5, 4.5).
 void score(const ScoreRequest& request, ScoreResponse& response);
 
 // The swagger documents built at boot, as (version, JSON bytes) for "2", "3", "3.1" in that order, only
@@ -93,7 +93,7 @@ void end_stream(ScoreResponse& response);
 long scoring_timeout_ms();
 // When the running run() reaches SCORING_TIMEOUT_MS (CLOCK_MONOTONIC ns); 0 while none runs or when the
 // timeout is off. Any thread may ask: the worker sends SIGALRM to the Python thread at that time, and its
-// handler raises TimeoutError inside run() (CONTRACT.md 2.4).
+// handler raises TimeoutError inside run() (docs/behaviour.md 2.4).
 uint64_t scoring_deadline_ns();
 // True once the scoring timeout's TimeoutError has been raised inside the current run(): the
 // interpreter got control back, so run() is unwinding (or swallowed it), not stuck in native code.

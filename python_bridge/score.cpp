@@ -94,7 +94,7 @@ bool is_form_content_type(std::string_view ct) {
   return iequal(mime, "application/x-www-form-urlencoded") || iequal(mime, "multipart/form-data");
 }
 
-// The input of an undecorated run() (CONTRACT.md 4.4). Returns nullptr after filling an error response.
+// The input of an undecorated run() (docs/behaviour.md 4.4). Returns nullptr after filling an error response.
 PyObject* json_string_input(const ScoreRequest& req, ScoreResponse& resp) {
   Entry& e = embedded::entry();
   if (req.method == "GET") {
@@ -220,10 +220,10 @@ PyObject* build_arguments(const ScoreRequest& req, ScoreResponse& resp) {
   return kwargs;
 }
 
-// The scoring timeout (CONTRACT.md 2.4): SIGALRM raises TimeoutError inside run(), as in the reference.
+// The scoring timeout (docs/behaviour.md 2.4): SIGALRM raises TimeoutError inside run(), as in the reference.
 // Setting an interval timer around every call would cost two system calls per request, so none is set:
 // the deadline is published here, the I/O thread sends SIGALRM to this thread when it passes
-// (worker/io.cpp), and the handler _server installed checks it before raising.
+// (worker/deadline.cpp), and the handler _server installed checks it before raising.
 class ScoringTimer {
  public:
   explicit ScoringTimer(long ms) {

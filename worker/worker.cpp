@@ -59,7 +59,7 @@ void run_job(Slot& slot, JobQueue& queue, Job* job) {
     return;
   }
   // Streaming: the head goes out now, each item as it is produced, outside the scoring timeout
-  // (CONTRACT.md 4.9). The job's response is not touched by the I/O thread after the head.
+  // (docs/behaviour.md 4.9). The job's response is not touched by the I/O thread after the head.
   bridge::ScoreResponse& response = job->response;
   void* stream = response.stream;
   queue.complete(job, Completion::Kind::response, {}, true);

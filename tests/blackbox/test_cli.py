@@ -1,4 +1,4 @@
-"""Checklist items 59-64, 66, 70, 73, 74 and boot-failure acceptance (CONTRACT.md 1.2-1.7, 2.3)."""
+"""Checklist items 59-64, 66, 70, 73, 74 and boot-failure acceptance (docs/behaviour.md 1.2-1.7, 2.3)."""
 import os
 import re
 import time
@@ -51,7 +51,7 @@ def test_c60_bad_cli_args(args):
 @pytest.mark.parametrize("flag", ["-h", "--help"])
 def test_c60_help(flag):
     rc, out, err, elapsed = run_cli([flag])
-    assert rc == 0, (rc, out, err)  # DIFFERENCES.md: -h exits 0 (reference: 1)
+    assert rc == 0, (rc, out, err)  # docs/differences.md: -h exits 0 (reference: 1)
     assert "usage:" in out, out
     assert "Azure ML Inferencing HTTP server v1.5.1" in out, out
     for opt in ("--entry_script", "--model_dir", "--port", "--health_port", "--worker_count", "--config_file",

@@ -1,5 +1,5 @@
-"""Checklist item 77 and CONTRACT.md 1.5: config.json (--config_file / AZUREML_CONFIG_FILE / discovery),
-with DIFFERENCES.md: AML_* keys honoured, the "extra keys" warning only for real unknown keys."""
+"""Checklist item 77 and docs/behaviour.md 1.5: config.json (--config_file / AZUREML_CONFIG_FILE / discovery),
+with docs/differences.md: AML_* keys honoured, the "extra keys" warning only for real unknown keys."""
 import json
 import os
 import shutil
@@ -70,7 +70,7 @@ def test_c77_config_json_next_to_entry_script(server, tmp_path):
 
 
 def test_c77_env_beats_file_and_aml_keys_honoured(server, tmp_path):
-    # priority: env > file. DIFFERENCES.md: the documented AML_* keys are honoured from config.json (the
+    # priority: env > file. docs/differences.md: the documented AML_* keys are honoured from config.json (the
     # reference ignores them), and the "Found extra keys" warning (printed at every start by the reference)
     # only appears for really unknown keys.
     cfg = write_json(tmp_path / "cfg.json", {"SERVICE_NAME": "file-name", "SERVICE_VERSION": "7.7",

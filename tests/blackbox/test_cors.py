@@ -1,4 +1,4 @@
-"""Checklist items 57, 58: CORS (CONTRACT.md 3.8; the reference uses flask-cors 6 with origins from
+"""Checklist items 57, 58: CORS (docs/behaviour.md 3.8; the reference uses flask-cors 6 with origins from
 AML_CORS_ORIGINS / --access_control_allow_origins split on "," and stripped, methods GET, POST)."""
 import pytest
 
@@ -97,7 +97,7 @@ def test_c58_cors_star_with_origin(cors_star_server):
 
 
 def test_c58_cors_list_no_origin(cors_server):
-    # CONTRACT.md 3.8: with a list and no Origin header, the first non-regex origin after sorting
+    # docs/behaviour.md 3.8: with a list and no Origin header, the first non-regex origin after sorting
     r = request(cors_server.port, "GET", "/")
     assert r.status == 200, r
     assert r.all(ACAO) == ["www.bing.com"], r

@@ -1,4 +1,4 @@
-"""AZUREML_DEBUG_PORT (CONTRACT.md 1.4, issue 6): the worker connects to a waiting debug adapter."""
+"""AZUREML_DEBUG_PORT (docs/behaviour.md 1.4, issue 6): the worker connects to a waiting debug adapter."""
 import socket
 import time
 

@@ -1,4 +1,4 @@
-"""Checklist items 8, 67, 68, 69, 71, 72: settings from the environment and flags (CONTRACT.md 1.3, 1.7, 2.1)."""
+"""Checklist items 8, 67, 68, 69, 71, 72: settings from the environment and flags (docs/behaviour.md 1.3, 1.7, 2.1)."""
 import os
 import socket
 import time

@@ -1,4 +1,4 @@
-"""Checklist items 1-7, 9-17: health route, routing errors, request ids (CONTRACT.md 3.1-3.4)."""
+"""Checklist items 1-7, 9-17: health route, routing errors, request ids (docs/behaviour.md 3.1-3.4)."""
 import re
 import time
 
@@ -98,7 +98,7 @@ def test_c7_server_version_header(echo_server, server):
         request(p, "GET", "/swagger.json"),
     ]
     for r in responses:
-        assert r.all("x-ms-server-version") == [VERSION_HEADER], r  # exactly once (DIFFERENCES.md)
+        assert r.all("x-ms-server-version") == [VERSION_HEADER], r  # exactly once (docs/differences.md)
     # and it equals the shipped package's __version__
     s = server.start("version_info.py")
     r = request(s.port, "POST", "/score", body="x")

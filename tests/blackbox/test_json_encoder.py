@@ -1,4 +1,4 @@
-"""The native JSON encoder (issue 7) must write exactly what json.dumps writes (CONTRACT.md 3.2, 4.5):
+"""The native JSON encoder (issue 7) must write exactly what json.dumps writes (docs/behaviour.md 3.2, 4.5):
 property tests with hypothesis over the real server, against json.dumps in this process."""
 import base64
 from http import HTTPStatus

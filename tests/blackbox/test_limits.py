@@ -1,4 +1,4 @@
-"""Checklist item 80 and CONTRACT.md 3.7 with DIFFERENCES.md: request size limits, chunked request bodies.
+"""Checklist item 80 and docs/behaviour.md 3.7 with docs/differences.md: request size limits, chunked request bodies.
 
 Reference: 20 MB bodies accepted, gunicorn's limits (request line 4094, header field 8190, 100 fields) give
 HTML errors. Ours: same limits, JSON {"message": ...} errors with Connection: close; a body over 100 MiB
@@ -75,7 +75,7 @@ def test_c80_server_still_serves_after_limit_errors(limits_server):
 
 
 def test_chunked_request_body(limits_server):
-    # CONTRACT.md 3.7: chunked request bodies reach run() de-chunked
+    # docs/behaviour.md 3.7: chunked request bodies reach run() de-chunked
     with Conn(limits_server.port) as c:
         c.send_raw(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
                    b"4\r\nlen:\r\n5\r\nabcde\r\n3\r\nfgh\r\n0\r\n\r\n")

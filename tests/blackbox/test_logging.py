@@ -1,4 +1,4 @@
-"""Checklist items 75, 76 (CONTRACT.md 6), and logging when the script imports it (or never does)."""
+"""Checklist items 75, 76 (docs/behaviour.md 6), and logging when the script imports it (or never does)."""
 import datetime
 import json
 import re

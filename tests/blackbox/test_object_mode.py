@@ -1,4 +1,4 @@
-"""Checklist items 43-47 and 53: inference-schema decorated run() ("object mode", CONTRACT.md 4.3, 4.4, 5.1).
+"""Checklist items 43-47 and 53: inference-schema decorated run() ("object mode", docs/behaviour.md 4.3, 4.4, 5.1).
 
 inference-schema is not packaged in Debian; tests/fixtures/pylib holds a stand-in with the same surface,
 put on the server's sys.path through PYTHONPATH."""

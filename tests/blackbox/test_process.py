@@ -1,4 +1,4 @@
-"""Checklist items 65, 78, 79: listeners, slow init, one run() at a time per worker (CONTRACT.md 2.1, 2.5)."""
+"""Checklist items 65, 78, 79: listeners, slow init, one run() at a time per worker (docs/behaviour.md 2.1, 2.5)."""
 import threading
 import time
 
@@ -89,7 +89,7 @@ def test_c79_one_run_at_a_time(server):
 
 
 def test_c79_health_answered_while_run_busy(server):
-    # DIFFERENCES.md: GET / is answered at once by the worker's I/O thread while run() is busy
+    # docs/differences.md: GET / is answered at once by the worker's I/O thread while run() is busy
     s = server.start("slow.py")
     box = {}
     th = threading.Thread(target=lambda: box.update(r=request(s.port, "POST", "/score", body=b"1.0", timeout=10)))

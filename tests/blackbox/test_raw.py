@@ -1,5 +1,5 @@
 """Checklist items 39-42: @rawhttp run() gets a Flask-request-compatible object; streamed AMLResponse
-(CONTRACT.md 4.4, 4.9)."""
+(docs/behaviour.md 4.4, 4.9)."""
 import re
 import time
 
@@ -79,7 +79,7 @@ def test_c40_raw_request_is_json(raw_server, ct, is_json):
 
 
 def test_c40_raw_request_form_body_kept(raw_server):
-    # with rawhttp, get_data() returns the raw body even for a form content type (CONTRACT.md 4.4)
+    # with rawhttp, get_data() returns the raw body even for a form content type (docs/behaviour.md 4.4)
     d = describe(raw_server, "POST", "/score", headers=[("Content-Type", "application/x-www-form-urlencoded")],
                  body=b"a=1&b=2")
     assert d["get_data"] == "a=1&b=2"

@@ -32,7 +32,7 @@ def test_c21_form_body_reaches_run_as_empty(server):
         r = request(s.port, "POST", "/score", headers={"Content-Type": ct}, body=body)
         assert r.status == 200, r
         assert r.json() == {"received": "", "type": "str"}, (ct, r)
-    # DIFFERENCES.md: one WARNING per worker naming the Content-Type and how to send JSON instead
+    # docs/differences.md: one WARNING per worker naming the Content-Type and how to send JSON instead
     m = s.wait_for_log(r"^.* W \[\d+\] azmlinfsrv[\w.]* - .*application/x-www-form-urlencoded.*$")
     assert "application/json" in m.group(0), m.group(0)
     assert s.count_log(r" W \[\d+\] azmlinfsrv[\w.]* - .*form") == 1, s.logs()
@@ -79,7 +79,7 @@ def test_c49_contrib_imports(contrib_server):
 
 
 def test_c49_no_real_azureml_package(contrib_server):
-    # CONTRACT.md 4.8: only the two leaf modules are aliased; `import azureml...` itself still fails
+    # docs/behaviour.md 4.8: only the two leaf modules are aliased; `import azureml...` itself still fails
     s = contrib_server
     j = request(s.port, "POST", "/score", body=b"x").json()
     assert j["plain_import"] == "ModuleNotFoundError: No module named 'azureml'", j

@@ -1,5 +1,5 @@
 """Checklist items 30-38 and the AMLResponse quirks: what a client gets back when run() returns an
-AMLResponse / flask.Response, and the scoring timeout (CONTRACT.md 2.4, 3.5, 4.6; DIFFERENCES.md)."""
+AMLResponse / flask.Response, and the scoring timeout (docs/behaviour.md 2.4, 3.5, 4.6; docs/differences.md)."""
 import re
 import time
 
@@ -115,7 +115,7 @@ def test_c34_amlresponse_headers_split(responses_server):
     assert r.one("a") == "A"
     assert r.all("b") == ["A", "B", "C"], r  # three separate header lines
     # JSON mode (message None): the server's application/json comes first; the user's lower-case
-    # content-type is added after it (CONTRACT.md 4.6), never replacing it
+    # content-type is added after it (docs/behaviour.md 4.6), never replacing it
     assert r.all("content-type")[0] == "application/json", r
     assert r.one("x-ms-run-function-failed") == "True", r  # user's "Z" replaced, one header
 
@@ -154,7 +154,7 @@ def test_c35_amlresponse_binary(responses_server):
 def test_c36_flask_response_passthrough(responses_server):
     r = post(responses_server, "c36")
     assert r.status == 201, r
-    assert r.reason == "CREATED", r  # Flask-produced statuses use upper-case phrases (CONTRACT.md 3.2)
+    assert r.reason == "CREATED", r  # Flask-produced statuses use upper-case phrases (docs/behaviour.md 3.2)
     assert r.body == b"x"
     assert r.one("content-type") == "text/plain; charset=utf-8"
     assert not r.has("x-ms-run-function-failed"), r
@@ -180,7 +180,7 @@ def test_c38_user_request_id_replaced(responses_server):
     assert r.status == 200, r
     assert r.body == b"mine"
     assert r.all("x-request-id") == ["the-real-id"], r
-    # DIFFERENCES.md: x-ms-server-version exactly once, even when the script set one
+    # docs/differences.md: x-ms-server-version exactly once, even when the script set one
     assert len(r.all("x-ms-server-version")) == 1, r
     r = post(responses_server, "c38")
     assert r.all("x-request-id") != ["mine"] and len(r.all("x-request-id")) == 1, r
@@ -191,7 +191,7 @@ def test_quirk3_amlresponse_dict_sends_keys(responses_server):
     r = post(responses_server, "dict_body")
     assert r.status == 200, r
     assert r.body == b"ab"
-    # DIFFERENCES.md: a WARNING suggests json_str=True
+    # docs/differences.md: a WARNING suggests json_str=True
     m = responses_server.wait_for_log(r"^.* W \[\d+\] azmlinfsrv[\w.]* - .*json_str=True.*$", since=mark)
     assert "json_str=True" in m.group(0)
 
@@ -216,12 +216,12 @@ def test_c28_unserialisable_logs_type_name(responses_server, case, type_name):
     assert r.status == 500, r
     assert r.body.decode() == MSG_INTERNAL
     assert r.one("x-ms-run-function-failed") == "False"
-    # DIFFERENCES.md: the log names the Python type
+    # docs/differences.md: the log names the Python type
     responses_server.wait_for_log(rf"^.* E \[\d+\] azmlinfsrv[\w.]* - .*\b{type_name}\b.*$", since=mark)
 
 
 def test_amlresponse_non_iterable_body(responses_server):
-    # The reference fails while sending (gunicorn's HTML 500). DIFFERENCES.md: errors the server itself
+    # The reference fails while sending (gunicorn's HTML 500). docs/differences.md: errors the server itself
     # produces are JSON {"message": ...} with the right status; the worker keeps serving.
     r = post(responses_server, "int_body")
     assert r.status == 500, r
@@ -233,7 +233,7 @@ def test_amlresponse_non_iterable_body(responses_server):
 
 def test_streamed_body_failing_before_first_chunk(responses_server):
     # The reference (gunicorn) sends the status line only with the first body bytes, so a generator that
-    # raises before yielding anything gives a 500 (HTML there; JSON here per DIFFERENCES.md).
+    # raises before yielding anything gives a 500 (HTML there; JSON here per docs/differences.md).
     r = post(responses_server, "gen_fail:0")
     assert r.status == 500, r
     assert r.one("content-type") == "application/json", r

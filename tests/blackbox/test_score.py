@@ -1,4 +1,4 @@
-"""Checklist items 19-29: what run() receives and how its result is sent (CONTRACT.md 3.5, 4.4, 4.5)."""
+"""Checklist items 19-29: what run() receives and how its result is sent (docs/behaviour.md 3.5, 4.4, 4.5)."""
 import json
 import math
 import re

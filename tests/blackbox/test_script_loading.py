@@ -1,4 +1,4 @@
-"""CONTRACT.md 1.4, 2.2, 4.1 beyond the numbered checklist: configuration errors, debug/diagnostic
+"""docs/behaviour.md 1.4, 2.2, 4.1 beyond the numbered checklist: configuration errors, debug/diagnostic
 environment variables, sys.path and driver modules."""
 import re
 
@@ -71,7 +71,7 @@ def test_script_folder_not_on_sys_path(server, tmp_path):
     assert s.wait_exit(5) == 3, s.logs()
     out = s.stdout()
     assert "ModuleNotFoundError: No module named 'sibling_mod_xyz'" in out, s.logs()
-    assert "AML_APP_ROOT" in out or "AZUREML_SOURCE_DIRECTORY" in out, "DIFFERENCES.md: a hint in the log\n" + s.logs()
+    assert "AML_APP_ROOT" in out or "AZUREML_SOURCE_DIRECTORY" in out, "docs/differences.md: a hint in the log\n" + s.logs()
     # started from the script's folder, it works
     s2 = server.start(str(app / "score.py"), cwd=str(app))
     assert request(s2.port, "POST", "/score", body=b"ok").json() == "ok"
@@ -107,7 +107,7 @@ def test_import_main_without_entry_script(server, tmp_path):
 
 
 def test_user_logging_json(server, tmp_path):
-    # CONTRACT.md 1.6 / DIFFERENCES.md: a logging.json in AML_APP_ROOT applies to the Python-side loggers
+    # docs/behaviour.md 1.6 / docs/differences.md: a logging.json in AML_APP_ROOT applies to the Python-side loggers
     (tmp_path / "logging.json").write_text("""{
   "version": 1,
   "formatters": {"alt": {"format": "[%(levelname)s] [%(process)d] %(name)s %(asctime)s | %(message)s"}},

@@ -1,4 +1,4 @@
-"""Swagger documents (CONTRACT.md 5, checklist 50-52, 54-56) for undecorated scripts.
+"""Swagger documents (docs/behaviour.md 5, checklist 50-52, 54-56) for undecorated scripts.
 
 The generated documents must equal the reference's expected ones, parsed and in key order."""
 import json

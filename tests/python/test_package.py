@@ -2,7 +2,7 @@
 
 AMLResponse rules are checked against both bases it can sit on: flask.Response
 and the fallback used when flask is missing. Expected values come from
-CONTRACT.md 4.6 and checklist items 31-35.
+docs/behaviour.md 4.6 and checklist items 31-35.
 """
 
 import builtins

@@ -1,4 +1,4 @@
-"""The @rawhttp request without Flask (the stand-in) has the surface scripts use (CONTRACT.md 4.4);
+"""The @rawhttp request without Flask (the stand-in) has the surface scripts use (docs/behaviour.md 4.4);
 with Flask the server hands over a real flask.Request, built from the same environ."""
 import json
 

@@ -1,4 +1,4 @@
-// http/: CORS headers with flask-cors's rules (CONTRACT.md 3.8).
+// http/: CORS headers with flask-cors's rules (docs/behaviour.md 3.8).
 #include <catch2/catch.hpp>
 
 #include "../../http/http.h"

@@ -1,4 +1,4 @@
-// log/: the contract's line prefix (CONTRACT.md 6.1).
+// log/: the contract's line prefix (docs/behaviour.md 6.1).
 #include <catch2/catch.hpp>
 
 #include <unistd.h>

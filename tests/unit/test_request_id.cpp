@@ -1,4 +1,4 @@
-// http/: the request-id rules of CONTRACT.md 3.3, row by row.
+// http/: the request-id rules of docs/behaviour.md 3.3, row by row.
 #include <catch2/catch.hpp>
 
 #include <regex>
@@ -31,7 +31,7 @@ TEST_CASE("no id headers: a generated UUID4 as x-request-id and x-ms-request-id"
   CHECK_FALSE(ids.deprecated_header_used);
 }
 
-TEST_CASE("the table of CONTRACT.md 3.3") {
+TEST_CASE("the table of docs/behaviour.md 3.3") {
   SECTION("R") {
     auto ids = http::resolve_request_ids(with({{"X-Request-Id", "R"}}));
     CHECK(ids.request_id == "R");

@@ -1,4 +1,4 @@
-"""Routes score-script prints to the ``azmlinfsrv.print`` logger (CONTRACT.md 6.4).
+"""Routes score-script prints to the ``azmlinfsrv.print`` logger (docs/behaviour.md 6.4).
 
 Output meant for stdout becomes one log record, so it gets the timestamped
 format and reaches every handler of the logger; output meant for any other file

@@ -1,4 +1,4 @@
-"""The request object a @rawhttp run() receives (CONTRACT.md 4.4).
+"""The request object a @rawhttp run() receives (docs/behaviour.md 4.4).
 
 In the reference it is a flask.Request. When Flask (or Werkzeug) is installed we build exactly that from a
 WSGI environ, so scripts see the real thing; otherwise a small class with the same surface stands in, so

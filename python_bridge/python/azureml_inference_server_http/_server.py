@@ -3,7 +3,7 @@
 The native bridge calls ``boot()`` once per worker (configuration, logging, loading the entry script,
 analysing run(), calling init()), then calls run() itself on the hot path and comes back here only for
 the rare paths: GET query conversion, request_headers, Response objects and error logging.
-Messages and their order follow CONTRACT.md 2.2, 2.3 and 4.1-4.3.
+Messages and their order follow docs/behaviour.md 2.2, 2.3 and 4.1-4.3.
 """
 
 import _signal  # signal's functions without its enums (signal.py imports enum)
@@ -52,7 +52,7 @@ class Entry:
 
 
 def _env(name, default=None):
-    # The reference's settings object matches env names case-insensitively (CONTRACT.md 1.4).
+    # The reference's settings object matches env names case-insensitively (docs/behaviour.md 1.4).
     if name in os.environ:
         return os.environ[name]
     lowered = name.lower()
@@ -67,8 +67,8 @@ def _configuration_error(lines):
     logger.critical("\n===============Configuration Error=================\n%s\n%s", "\n".join(lines), bar)
 
 
-# The settings a config.json may carry (CONTRACT.md 1.5): the reference's pydantic aliases, plus the AML_*
-# keys its documentation promises (honoured here, DIFFERENCES.md).
+# The settings a config.json may carry (docs/behaviour.md 1.5): the reference's pydantic aliases, plus the AML_*
+# keys its documentation promises (honoured here, docs/differences.md).
 _CONFIG_KEYS = (
     "AZUREML_SOURCE_DIRECTORY", "AZUREML_ENTRY_SCRIPT", "SERVICE_NAME", "WORKSPACE_NAME", "SERVICE_PATH_PREFIX",
     "SERVICE_VERSION", "SCORING_TIMEOUT_MS", "AZUREML_LOG_LEVEL", "APP_INSIGHTS_LOG_RESPONSE_ENABLED",
@@ -150,7 +150,7 @@ def _read_scoring_timeout():
 
 
 def _attach_debugger():
-    """AZUREML_DEBUG_PORT (CONTRACT.md 1.4): connect to a waiting debug adapter before the script loads."""
+    """AZUREML_DEBUG_PORT (docs/behaviour.md 1.4): connect to a waiting debug adapter before the script loads."""
     port = _env("AZUREML_DEBUG_PORT")
     if port is None:
         return
@@ -242,7 +242,7 @@ def apply_packaged_logging(stream=None):
 
 
 def _alias_compat_modules():
-    # CONTRACT.md 4.8: the old azureml.contrib.services import paths resolve without an azureml package.
+    # docs/behaviour.md 4.8: the old azureml.contrib.services import paths resolve without an azureml package.
     from .api import aml_request, aml_response
 
     sys.modules["azureml.contrib.services.aml_request"] = aml_request
@@ -250,7 +250,7 @@ def _alias_compat_modules():
 
 
 def _entry_script(app_root):
-    """AZUREML_ENTRY_SCRIPT, resolved against AML_APP_ROOT when relative (CONTRACT.md 1.5); None for main.py."""
+    """AZUREML_ENTRY_SCRIPT, resolved against AML_APP_ROOT when relative (docs/behaviour.md 1.5); None for main.py."""
     entry_script = _env("AZUREML_ENTRY_SCRIPT")
     if entry_script and not os.path.isabs(entry_script):
         entry_script = os.path.join(app_root, entry_script)
@@ -335,7 +335,7 @@ def run_parameters(run):
 
 
 def _analyse_run(run):
-    """CONTRACT.md 4.3: returns ([(input parameter, has default)], whether request_headers is wanted)."""
+    """docs/behaviour.md 4.3: returns ([(input parameter, has default)], whether request_headers is wanted)."""
     params = run_parameters(run)
     if any(kind not in ("positional_or_keyword", "keyword_only") for _, kind, _ in params):
         raise BootFailure("run() cannot accept positional-only arguments, *args, or **kwargs.")
@@ -550,7 +550,7 @@ def _is_sibling_import(error, entry_script):
     return os.path.exists(os.path.join(folder, top + ".py")) or os.path.isdir(os.path.join(folder, top))
 
 
-# ---- swagger (CONTRACT.md 5) ---------------------------------------------------------------------
+# ---- swagger (docs/behaviour.md 5) ---------------------------------------------------------------------
 
 _SWAGGER_VERSIONS = ("2", "3", "3.1")
 _SHORT_VERSION = {"2.0": "2", "3.0": "3", "2": "2", "3": "3", "3.1": "3.1"}
@@ -656,7 +656,7 @@ def _json_or_text(value):
 
 
 def query_to_json(query):
-    """CONTRACT.md 4.4: the query string as json.dumps of a dict; repeated keys become lists."""
+    """docs/behaviour.md 4.4: the query string as json.dumps of a dict; repeated keys become lists."""
     return json_dumps(query_to_dict(query))
 
 
@@ -695,7 +695,7 @@ def _is_json_mimetype(content_type):
 
 
 def object_arguments(entry, method, query, content_type, body):
-    """Object mode (CONTRACT.md 4.4): run()'s keyword arguments from the query (GET) or the JSON body."""
+    """Object mode (docs/behaviour.md 4.4): run()'s keyword arguments from the query (GET) or the JSON body."""
     if method == "GET":
         data = query_to_dict(query)
     else:
@@ -761,7 +761,7 @@ _RESPONSE_CLASSES = (("werkzeug.wrappers", "Response"), (__package__ + ".api._re
 
 
 def is_response(output):
-    """True for a flask/werkzeug Response (AMLResponse included), sent as-is (CONTRACT.md 3.5)."""
+    """True for a flask/werkzeug Response (AMLResponse included), sent as-is (docs/behaviour.md 3.5)."""
     for module_name, name in _RESPONSE_CLASSES:
         module = sys.modules.get(module_name)
         if module is not None and isinstance(output, getattr(module, name)):
@@ -775,7 +775,7 @@ _warned_dict_body = False
 def response_parts(response):
     """A Response from run() as (status, reason, [(name, value)], body bytes or None, chunk iterator or None).
 
-    CONTRACT.md 3.5 and 4.9: a streamed body (an iterable that is not a list or tuple) is not joined here;
+    docs/behaviour.md 3.5 and 4.9: a streamed body (an iterable that is not a list or tuple) is not joined here;
     the caller sends each item as its own chunk as the iterator yields it.
     """
     global _warned_dict_body

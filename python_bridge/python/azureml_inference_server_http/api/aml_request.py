@@ -1,4 +1,4 @@
-"""AMLRequest and the rawhttp decorator (CONTRACT.md 4.7).
+"""AMLRequest and the rawhttp decorator (docs/behaviour.md 4.7).
 
 Also importable as ``azureml.contrib.services.aml_request``.
 """

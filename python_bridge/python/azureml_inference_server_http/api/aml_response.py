@@ -1,4 +1,4 @@
-"""AMLResponse (CONTRACT.md 4.6).
+"""AMLResponse (docs/behaviour.md 4.6).
 
 Also importable as ``azureml.contrib.services.aml_response``. Every quirk here
 is observable by clients of the reference server and is kept on purpose: a
