@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "../base/base.h"
 #include "../log/log.h"
 #include "../worker/worker.h"
 #include "arbiter.h"
@@ -45,24 +46,9 @@ void log_error(logline::Level level, const std::string& message) {
   logline::write(logline::Stream::err, level, "gunicorn.error", message);
 }
 
-const char* signal_name(int signum) {
-  switch (signum) {
-    case SIGKILL: return "SIGKILL";
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGSEGV: return "SIGSEGV";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGILL: return "SIGILL";
-    case SIGABRT: return "SIGABRT";
-    default: return nullptr;
-  }
-}
-
 // Why a worker died, for the log: "was sent SIGSEGV (segmentation fault)".
 std::string describe_signal(int sig) {
-  const char* name = signal_name(sig);
+  const char* name = base::signal_name(sig);
   std::string shown = name ? name : fmt::format("signal {}", sig);
   switch (sig) {
     case SIGSEGV: return shown + " (segmentation fault: native code read or wrote memory it does not own)";
@@ -90,7 +76,7 @@ class Arbiter {
   // next deadline, reap. Everything the arbiter does happens here, never in a signal handler.
   int run() {
     for (;;) {
-      uint64_t now = worker::monotonic_ns();
+      uint64_t now = base::monotonic_ns();
       if (state_ == State::running) {
         check_workers(now);
         maybe_reload(now);
@@ -198,7 +184,7 @@ class Arbiter {
     uint64_t oldest_ns = UINT64_MAX;
     for (auto& [pid, child] : workers_)
       if (counts(child.phase) && child.spawned_ns < oldest_ns) oldest = pid, oldest_ns = child.spawned_ns;
-    if (oldest) stop_worker(oldest, workers_[oldest], worker::monotonic_ns());
+    if (oldest) stop_worker(oldest, workers_[oldest], base::monotonic_ns());
   }
 
   // inotify events for the entry script's folder (--reload). Editors write temporary and backup files
@@ -215,7 +201,7 @@ class Arbiter {
         std::string name = ev->len ? std::string(ev->name) : std::string();
         if (ev->mask & IN_Q_OVERFLOW) name = "(many files)";
         if (name.empty() || !is_edit(name)) continue;
-        reload_due_ns_ = worker::monotonic_ns() + kReloadDebounceNs;
+        reload_due_ns_ = base::monotonic_ns() + kReloadDebounceNs;
         reload_reason_ = name;
       }
     }
@@ -349,7 +335,7 @@ class Arbiter {
                                                 "ones keep serving until the new ones are ready.",
                                                 reason, target_workers_));
     table_->boot_failure_reported.store(worker::kBootReportNone);  // a failing new generation must show its error
-    replacing_since_ns_ = worker::monotonic_ns();
+    replacing_since_ns_ = base::monotonic_ns();
     next_spawn_ns_ = 0;
     backoff_.reset();
     for (auto& [pid, child] : workers_) {
@@ -402,7 +388,7 @@ class Arbiter {
     }
     Child child;
     child.slot = slot;
-    child.spawned_ns = worker::monotonic_ns();  // not `now`: a reload begun in this pass must count it as new
+    child.spawned_ns = base::monotonic_ns();  // not `now`: a reload begun in this pass must count it as new
     if (launch_.max_requests > 0) {
       // Jitter spreads the replacements, so workers started together are not all replaced together.
       std::uniform_int_distribution<int> jitter(0, launch_.max_requests_jitter);
@@ -440,7 +426,7 @@ class Arbiter {
       bool asked_replacement = slot.replace_requested.load() != 0;
       slot.state.store(worker::SlotState::empty);
       workers_.erase(it);
-      uint64_t now = worker::monotonic_ns();
+      uint64_t now = base::monotonic_ns();
 
       int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       switch (classify_death(state_ == State::running, child.phase, asked_replacement, was_booting, reloading(),
@@ -520,7 +506,7 @@ class Arbiter {
           child.phase = Phase::stopping;
           kill(other, SIGKILL);
           break;
-        case OnFailedReload::stop: stop_worker(other, child, worker::monotonic_ns()); break;
+        case OnFailedReload::stop: stop_worker(other, child, base::monotonic_ns()); break;
       }
     }
   }
@@ -542,7 +528,7 @@ class Arbiter {
   // ---- stopping -------------------------------------------------------------------------------------
 
   void begin_stop(int worker_signal, uint64_t timeout_ns) {
-    uint64_t now = worker::monotonic_ns();
+    uint64_t now = base::monotonic_ns();
     uint64_t deadline = now + timeout_ns;
     if (state_ == State::stopping && worker_signal == SIGTERM) return;  // a second TERM changes nothing
     state_ = State::stopping;

@@ -105,22 +105,7 @@ void add_header(std::string& out, std::string_view name, std::string_view value)
 void add_header(std::string& out, std::string_view name, size_t value);
 void add_date_header(std::string& out);  // cached per second
 
-// The current UTC second through strftime(format), formatted again only when the second changes: the
-// I/O thread stamps every response and request line. One per thread and format.
-class SecondStamp {
- public:
-  explicit SecondStamp(const char* format) : format_(format) {}
-  std::string_view now();
-
- private:
-  const char* format_;
-  long second_ = -1;
-  char text_[64] = {};
-  size_t length_ = 0;
-};
 void end_head(std::string& out);
-// Escapes s as the body of a JSON string the way Python's json.dumps does (ensure_ascii).
-void append_json_string(std::string& out, std::string_view s);
 // {"message": "<text>"} exactly as json.dumps({"message": text}) writes it.
 std::string json_message(std::string_view text);
 

@@ -339,6 +339,8 @@ const ParseError& Parser::error() const { return state_->error; }
 bool Parser::in_progress() const { return state_->started && !state_->ready; }
 bool Parser::head_done() const { return state_->headers_done; }
 
+// Each field is reset by name (like the settings table above lists each callback by name): a tool
+// sees the two lists as one shape, but they share no logic, so they stay apart on purpose.
 void Parser::next() {
   State& s = *state_;
   s.request.clear();

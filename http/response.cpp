@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "../base/base.h"
 #include "http.h"
 
 namespace http {
@@ -145,86 +146,16 @@ void add_header(std::string& out, std::string_view name, size_t value) {
   out.append("\r\n", 2);
 }
 
-std::string_view SecondStamp::now() {
-  time_t now = time(nullptr);
-  if (now != second_) {
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    length_ = strftime(text_, sizeof text_, format_, &tm);
-    second_ = now;
-  }
-  return {text_, length_};
-}
-
 void add_date_header(std::string& out) {
-  thread_local SecondStamp date("Date: %a, %d %b %Y %H:%M:%S GMT\r\n");
+  thread_local base::SecondStamp date("Date: %a, %d %b %Y %H:%M:%S GMT\r\n");
   out.append(date.now());
 }
 
 void end_head(std::string& out) { out.append("\r\n", 2); }
 
-namespace {
-
-void append_u_escape(std::string& out, unsigned code) {
-  fmt::format_to(std::back_inserter(out), "\\u{:04x}", code);
-}
-
-// Decodes one UTF-8 sequence at s[i]; returns the code point and advances i. Invalid bytes give U+FFFD.
-unsigned next_code_point(std::string_view s, size_t& i) {
-  unsigned char c = static_cast<unsigned char>(s[i]);
-  int extra = (c >= 0xC2 && c < 0xE0) ? 1 : (c >= 0xE0 && c < 0xF0) ? 2 : (c >= 0xF0 && c < 0xF5) ? 3 : -1;
-  if (extra < 0 || i + static_cast<size_t>(extra) >= s.size()) {
-    ++i;
-    return 0xFFFD;
-  }
-  unsigned cp = c & (0x3F >> extra);
-  for (int k = 1; k <= extra; ++k) {
-    unsigned char cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xC0) != 0x80) {
-      ++i;
-      return 0xFFFD;
-    }
-    cp = (cp << 6) | (cc & 0x3F);
-  }
-  i += extra + 1;
-  return cp;
-}
-
-}  // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      unsigned cp = next_code_point(s, i);
-      if (cp >= 0x10000) {
-        cp -= 0x10000;
-        append_u_escape(out, 0xD800 | (cp >> 10));
-        append_u_escape(out, 0xDC00 | (cp & 0x3FF));
-      } else {
-        append_u_escape(out, cp);
-      }
-      continue;
-    }
-    ++i;
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
-      default:
-        if (c < 0x20 || c == 0x7f) append_u_escape(out, c);  // json.dumps escapes DEL too
-        else out.push_back(static_cast<char>(c));
-    }
-  }
-}
-
 std::string json_message(std::string_view text) {
   std::string out = "{\"message\": \"";
-  append_json_string(out, text);
+  base::append_json_string(out, text, base::JsonText::ensure_ascii);
   out.append("\"}");
   return out;
 }

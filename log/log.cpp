@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "../base/base.h"
+
 namespace logline {
 
 namespace {
@@ -48,23 +50,6 @@ const char* level_name(Level level) {
   return "INFO";
 }
 
-// JSON string contents; UTF-8 stays as it is (log shippers read UTF-8), control characters are escaped.
-void append_json_text(std::string& out, std::string_view s) {
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        else out.push_back(ch);
-    }
-  }
-}
-
 // The wall clock to the millisecond, with the calendar part formatted once per second per thread: the
 // I/O thread stamps every request line, and gmtime_r + strftime per line cost more than the rest of it.
 struct Now {
@@ -73,20 +58,13 @@ struct Now {
 };
 
 Now now(bool iso) {
-  thread_local time_t cached_second = -1;
-  thread_local char text[2][24];
+  thread_local base::SecondStamp plain("%Y-%m-%d %H:%M:%S"), iso_stamp("%Y-%m-%dT%H:%M:%S");
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  if (ts.tv_sec != cached_second) {
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(text[0], sizeof text[0], "%Y-%m-%d %H:%M:%S", &tm);
-    strftime(text[1], sizeof text[1], "%Y-%m-%dT%H:%M:%S", &tm);
-    cached_second = ts.tv_sec;
-  }
+  std::string_view text = (iso ? iso_stamp : plain).at(ts.tv_sec);
   int ms = static_cast<int>(ts.tv_nsec / 1000000);
-  return Now{text[iso ? 1 : 0], {static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
-                                  static_cast<char>('0' + ms % 10)}};
+  return Now{text.data(), {static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                           static_cast<char>('0' + ms % 10)}};
 }
 
 void append_pid(std::string& out) {
@@ -107,15 +85,15 @@ void append_json_record(std::string& out, Level level, std::string_view logger, 
   out += "\", \"pid\": ";
   append_pid(out);
   out += ", \"logger\": \"";
-  append_json_text(out, logger);
+  base::append_json_string(out, logger, base::JsonText::keep_utf8);
   out += "\", \"message\": \"";
-  append_json_text(out, message);
+  base::append_json_string(out, message, base::JsonText::keep_utf8);
   out += "\", \"request_id\": ";
   if (request_id.empty()) {
     out += "null";
   } else {
     out += '"';
-    append_json_text(out, request_id);
+    base::append_json_string(out, request_id, base::JsonText::keep_utf8);
     out += '"';
   }
   out += "}\n";

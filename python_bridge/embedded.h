@@ -39,7 +39,6 @@ extern std::atomic<bool> timeout_raised;
 
 // When the running run() times out (CLOCK_MONOTONIC ns); 0 while none runs (scoring_timer.cpp).
 extern std::atomic<uint64_t> run_deadline_ns;
-uint64_t monotonic_ns();
 // The SIGALRM handler's question: is the running run() past its deadline? (The signal may be late: meant
 // for a run() that has returned since.) A yes also tells the I/O thread that run() is unwinding.
 bool scoring_deadline_passed();

@@ -5,6 +5,8 @@
 // declines, and the caller uses json.dumps, so errors and their messages stay Python's own.
 #include "json_encode.h"
 
+#include "../base/base.h"
+
 #include <cmath>
 
 namespace bridge {
@@ -12,36 +14,6 @@ namespace bridge {
 namespace {
 
 constexpr int kMaxDepth = 64;  // deeper: json.dumps decides (and detects cycles)
-
-const char kHex[] = "0123456789abcdef";
-
-void append_u_escape(std::string& out, Py_UCS4 c) {
-  char buf[6] = {'\\', 'u', kHex[(c >> 12) & 0xF], kHex[(c >> 8) & 0xF], kHex[(c >> 4) & 0xF], kHex[c & 0xF]};
-  out.append(buf, 6);
-}
-
-bool printable(Py_UCS4 c) { return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'; }
-
-// The escape of one character that is not printable: json's ascii_escape_unichar.
-void append_escaped(std::string& out, Py_UCS4 c) {
-  switch (c) {
-    case '"': out.append("\\\""); break;
-    case '\\': out.append("\\\\"); break;
-    case '\n': out.append("\\n"); break;
-    case '\r': out.append("\\r"); break;
-    case '\t': out.append("\\t"); break;
-    case '\b': out.append("\\b"); break;
-    case '\f': out.append("\\f"); break;
-    default:
-      if (c >= 0x10000) {
-        Py_UCS4 v = c - 0x10000;
-        append_u_escape(out, 0xD800 | ((v >> 10) & 0x3FF));
-        append_u_escape(out, 0xDC00 | (v & 0x3FF));
-      } else {
-        append_u_escape(out, c);
-      }
-  }
-}
 
 // json's py_encode_basestring_ascii: ' '..'~' as they are (but '"' and '\\'), everything else escaped.
 void append_string(std::string& out, PyObject* s) {
@@ -55,17 +27,17 @@ void append_string(std::string& out, PyObject* s) {
     Py_ssize_t start = 0;
     for (Py_ssize_t i = 0; i < n; ++i) {
       auto c = static_cast<unsigned char>(p[i]);
-      if (printable(c)) continue;
+      if (base::json_plain_ascii(c)) continue;
       out.append(p + start, static_cast<size_t>(i - start));
       start = i + 1;
-      append_escaped(out, c);
+      base::append_json_escape(out, c);
     }
     out.append(p + start, static_cast<size_t>(n - start));
   } else {
     for (Py_ssize_t i = 0; i < n; ++i) {
       Py_UCS4 c = PyUnicode_READ(kind, data, i);
-      if (printable(c)) out.push_back(static_cast<char>(c));
-      else append_escaped(out, c);
+      if (base::json_plain_ascii(c)) out.push_back(static_cast<char>(c));
+      else base::append_json_escape(out, c);
     }
   }
   out.push_back('"');

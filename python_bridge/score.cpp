@@ -5,6 +5,7 @@
 #include <utility>
 #include <string>
 
+#include "../base/base.h"
 #include "../log/log.h"
 #include "embedded.h"
 #include "json_encode.h"
@@ -230,7 +231,7 @@ class ScoringTimer {
     embedded::timeout_raised.store(false);
     if (ms <= 0) return;
     constexpr long kLongestMs = 1000L * 1000 * 1000 * 1000;  // 31 years: the nanoseconds must not overflow
-    embedded::run_deadline_ns.store(embedded::monotonic_ns() +
+    embedded::run_deadline_ns.store(base::monotonic_ns() +
                                     static_cast<uint64_t>(std::min(ms, kLongestMs)) * 1000000ull);
   }
   ~ScoringTimer() { embedded::run_deadline_ns.store(0); }

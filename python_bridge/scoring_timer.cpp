@@ -1,8 +1,7 @@
 // The scoring timeout's deadline (see ScoringTimer in score.cpp): score() publishes when the running run()
 // times out, the I/O thread sends SIGALRM to the Python thread when that time has come, and the Python
 // SIGALRM handler asks scoring_deadline_passed() before it raises TimeoutError.
-#include <time.h>
-
+#include "../base/base.h"
 #include "embedded.h"
 
 namespace bridge {
@@ -12,16 +11,10 @@ namespace embedded {
 std::atomic<bool> timeout_raised{false};
 std::atomic<uint64_t> run_deadline_ns{0};
 
-uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 bool scoring_deadline_passed() {
   uint64_t deadline = run_deadline_ns.load();
   // None runs, or this one began after the signal was meant for its predecessor: not a timeout.
-  if (deadline == 0 || monotonic_ns() < deadline) return false;
+  if (deadline == 0 || base::monotonic_ns() < deadline) return false;
   timeout_raised.store(true);
   return true;
 }

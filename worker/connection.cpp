@@ -185,7 +185,7 @@ void respond_transport_error(Connection* c, const http::ParseError& error) {
 }
 
 void on_sweep(uv_timer_t*) {
-  uint64_t now = monotonic_ns();
+  uint64_t now = base::monotonic_ns();
   for (int kind = kIdle; kind <= kLinger; ++kind) {
     while (io->wait_head[kind] && io->wait_head[kind]->deadline_ns <= now) expire(io->wait_head[kind]);
   }

@@ -50,7 +50,7 @@ void on_alarm_due(uv_timer_t*);
 void send_alarm_if_due() {
   uint64_t deadline = bridge::scoring_deadline_ns();
   if (deadline == 0 || deadline == io->alarmed_deadline || bridge::scoring_timeout_raised()) return;
-  uint64_t now = monotonic_ns();
+  uint64_t now = base::monotonic_ns();
   if (now < deadline) {
     uint64_t left_ms = (deadline - now + 999999) / 1000000;
     if (left_ms <= io->deadline_tick_ms) uv_timer_start(&io->alarm_due, on_alarm_due, left_ms, 0);
@@ -76,7 +76,7 @@ void on_deadline_tick(uv_timer_t* timer) {
   if (!job || job->abandoned.load()) return;
   uint64_t started = job->started_ns.load();
   uint64_t limit = static_cast<uint64_t>(io->scoring_timeout_ms) * 1000000ull + kStuckGraceNs;
-  if (!started || monotonic_ns() - started < limit || bridge::scoring_timeout_raised()) return;
+  if (!started || base::monotonic_ns() - started < limit || bridge::scoring_timeout_raised()) return;
   if (!answer_running_job(job, fmt::format("Scoring timeout after {} ms", io->scoring_timeout_ms))) return;
   logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
                  fmt::format("run() is still running {} ms after the scoring timeout of {} ms (SCORING_TIMEOUT_MS): "

@@ -45,7 +45,7 @@ void on_connection(uv_stream_t* listener, int status) {
   update_wait(c, false);
 }
 
-void on_heartbeat(uv_timer_t*) { io->slot->heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed); }
+void on_heartbeat(uv_timer_t*) { io->slot->heartbeat_ns.store(base::monotonic_ns(), std::memory_order_relaxed); }
 
 // Request lines wait in the I/O thread's buffer and go out once per loop pass, before the loop blocks.
 void on_loop_pass_end(uv_prepare_t*) { logline::flush(); }

@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "../base/base.h"
 #include "jobs.h"
 #include "metrics.h"
 
@@ -138,7 +139,7 @@ struct Io {
   std::vector<Job*> spare_jobs;    // answered jobs kept for reuse (request.cpp)
   std::vector<Completion> done;    // on_jobs_done's batch; kept to keep its capacity
   std::string log_scratch;  // a request line's message while it is built
-  http::SecondStamp access_log_time{"%d/%b/%Y:%H:%M:%S +0000"};  // gunicorn's access-log time
+  base::SecondStamp access_log_time{"%d/%b/%Y:%H:%M:%S +0000"};  // gunicorn's access-log time
   char read_buffer[64 * 1024];
 };
 

@@ -26,6 +26,8 @@ const char* route_name(int route) {
   return "other";
 }
 
+// The label of each restart cause, a switch like route_name's above: one per enum, so that a value added to
+// either enum is a compiler warning in its own switch (kept apart on purpose).
 const char* cause_name(int cause) {
   switch (static_cast<RestartCause>(cause)) {
     case RestartCause::crash: return "crash";

@@ -47,7 +47,7 @@ void queue_for_python(Connection* c, http::Request& r, uint64_t received_ns, htt
 // Answers a parsed request or hands it to Python; true when the answer is already in c->out.
 bool handle_request(Connection* c) {
   http::Request& r = c->parser.request();
-  uint64_t received_ns = monotonic_ns();
+  uint64_t received_ns = base::monotonic_ns();
   c->had_request = true;
   if (c->metrics) {
     respond_metrics_listener(c, r);

@@ -54,7 +54,7 @@ void end_response(Connection* c, const http::Request& r, std::string_view body) 
 // access log line.
 void note_answer(Connection* c, const http::Request& r, int status, size_t body_sent, std::string_view request_id) {
   count_answer(io->metrics, c->route, status);
-  observe_request_duration(io->metrics, c->route, monotonic_ns() - c->received_ns);
+  observe_request_duration(io->metrics, c->route, base::monotonic_ns() - c->received_ns);
   // The reference's access log drops exactly the records containing "GET / HTTP/1.1".
   if (r.method == "GET" && r.target == "/" && r.version_major == 1 && r.version_minor == 1) return;
   const std::string* agent = r.find_header("user-agent");
@@ -82,7 +82,7 @@ void log_view_request(const http::Request& r, int status, double ms, std::option
   logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv", line, request_id);
 }
 
-double ms_since(uint64_t start_ns) { return static_cast<double>(monotonic_ns() - start_ns) / 1e6; }
+double ms_since(uint64_t start_ns) { return static_cast<double>(base::monotonic_ns() - start_ns) / 1e6; }
 
 void respond_message(Connection* c, const http::Request& r, int status, std::string_view message,
                      const http::RequestIds* ids, bool run_failed) {
@@ -101,7 +101,7 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
     if (!header_is_safe(name) || !header_is_safe(value)) {
       resp.status = 500;
       std::string shown;
-      http::append_json_string(shown, name);
+      base::append_json_string(shown, name, base::JsonText::ensure_ascii);
       logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
                      fmt::format("run() returned a response header with CR, LF or NUL in it (\"{}\"); it was not "
                                  "sent. Remove line breaks from header names and values.",

@@ -11,7 +11,7 @@ namespace {
 void link_wait(Connection* c, Wait kind) {
   c->wait = kind;
   c->wait_mark = c->responses;
-  c->deadline_ns = monotonic_ns() + io->wait_ns[kind];
+  c->deadline_ns = base::monotonic_ns() + io->wait_ns[kind];
   c->wait_prev = io->wait_tail[kind];
   c->wait_next = nullptr;
   if (c->wait_prev) c->wait_prev->wait_next = c;

@@ -9,17 +9,12 @@
 
 #include <fmt/format.h>
 
+#include "../base/base.h"
 #include "../log/log.h"
 #include "jobs.h"
 #include "settings.h"
 
 namespace worker {
-
-uint64_t monotonic_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 namespace {
 
@@ -46,14 +41,14 @@ void run_job(Slot& slot, JobQueue& queue, Job* job) {
   request.server_port = job->server_port;
   request.protocol = r.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
   request.request_id = job->ids.request_id;
-  uint64_t started = monotonic_ns();
+  uint64_t started = base::monotonic_ns();
   job->started_ns.store(started, std::memory_order_relaxed);
   queue.running.store(job);
   slot.run_started_ns.store(started, std::memory_order_relaxed);
   bridge::score(request, job->response);
   slot.run_started_ns.store(0, std::memory_order_relaxed);
   slot.requests_served.fetch_add(1, std::memory_order_relaxed);
-  job->handled_ms = static_cast<double>(monotonic_ns() - started) / 1e6;
+  job->handled_ms = static_cast<double>(base::monotonic_ns() - started) / 1e6;
   if (!job->response.stream) {
     queue.complete(job, Completion::Kind::response, {}, true);
     return;
@@ -99,9 +94,9 @@ void finish_boot_failure(Table& table, bool reporting) {
     table.boot_failure_reported.compare_exchange_strong(writing, kBootReportWritten);
     return;
   }
-  uint64_t give_up_ns = monotonic_ns() + 5'000'000'000ull;
+  uint64_t give_up_ns = base::monotonic_ns() + 5'000'000'000ull;
   const timespec pause{0, 1'000'000};
-  while (table.boot_failure_reported.load() == kBootReportWriting && monotonic_ns() < give_up_ns)
+  while (table.boot_failure_reported.load() == kBootReportWriting && base::monotonic_ns() < give_up_ns)
     nanosleep(&pause, nullptr);
 }
 
@@ -111,7 +106,7 @@ void run(const Options& options) {
   reset_signals_after_fork();
   Slot& slot = options.table->slots[options.slot];
   slot.pid.store(getpid());
-  slot.heartbeat_ns.store(monotonic_ns());
+  slot.heartbeat_ns.store(base::monotonic_ns());
   slot.run_started_ns.store(0);
   slot.requests_served.store(0);
   slot.metrics.in_flight.store(0);  // the gauge of a predecessor that died with requests out

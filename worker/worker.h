@@ -96,6 +96,4 @@ constexpr int kSignalAnswerTimedOut = SIGUSR2;
 // Runs the worker in the calling (freshly forked) process; never returns.
 [[noreturn]] void run(const Options& options);
 
-uint64_t monotonic_ns();
-
 }  // namespace worker

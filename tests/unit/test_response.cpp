@@ -80,28 +80,6 @@ TEST_CASE("the Date header is an RFC 7231 date") {
   CHECK(out.substr(out.size() - 6) == " GMT\r\n");
 }
 
-TEST_CASE("a SecondStamp is strftime of the current UTC second, in its own format") {
-  http::SecondStamp stamp("%Y-%m-%d %H:%M:%S UTC");
-  for (;;) {
-    time_t before = time(nullptr);
-    std::string first(stamp.now());
-    std::string again(stamp.now());
-    time_t after = time(nullptr);
-    if (before != after) continue;  // a second boundary in between: both may differ, measure again
-    char expected[64];
-    struct tm tm;
-    gmtime_r(&before, &tm);
-    strftime(expected, sizeof expected, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    CHECK(first == expected);
-    CHECK(again == first);
-    break;
-  }
-  // Two stamps with other formats do not share their text.
-  http::SecondStamp year("%Y");
-  CHECK(year.now().size() == 4);
-  CHECK(stamp.now().size() == std::string("2026-11-25 23:17:17 UTC").size());
-}
-
 TEST_CASE("JSON messages match json.dumps byte for byte") {
   CHECK(http::json_message("hi") == "{\"message\": \"hi\"}");
   CHECK(http::json_message("a\"b\\c\nd\te") == "{\"message\": \"a\\\"b\\\\c\\nd\\te\"}");

@@ -48,6 +48,8 @@ def _make_aml_response():
 
 def __getattr__(name):
     # Built on first use (PEP 562), so a script that never returns an AMLResponse never imports flask.
+    # aml_request.py has the same few lines for AMLRequest; kept in each module on purpose, so that
+    # importing one of these public modules never imports the other.
     if name == "AMLResponse":
         cls = _make_aml_response()
         globals()["AMLResponse"] = cls
