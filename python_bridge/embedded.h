@@ -20,12 +20,12 @@ struct Entry {
   bool wants_headers = false;
   long scoring_timeout_ms = 0;
   InputMode mode = InputMode::json_string;
-  PyObject* is_response = nullptr;     // _server.is_response
-  PyObject* server = nullptr;          // the _server module: the rare paths
+  PyObject* is_response = nullptr;     // _requests.is_response
+  PyObject* rare_paths = nullptr;      // the _requests module: a request's rare paths
   PyObject* loaded = nullptr;          // the _server.Entry boot() returned
   PyObject* empty_tuple = nullptr;
   PyObject* timeout_error = nullptr;
-  PyObject* client_error = nullptr;  // _server.ClientError: a 4xx for the client, not a failure
+  PyObject* client_error = nullptr;  // _requests.ClientError: a 4xx for the client, not a failure
   PyThreadState* released = nullptr;  // the main thread's state while the GIL is released
   bool warned_form_body = false;
   PyObject* logging_module = nullptr;  // _logging, whose current_request_id JSON log records carry; null in text

@@ -186,11 +186,10 @@ bool boot(const BootOptions& options) {
       e.released = PyEval_SaveThread();
       return false;
     }
-    py::object server_module = server;
     // _raise_timeout asks this whether the run() in progress is past its deadline; a yes also tells the
     // I/O thread that run() is unwinding, not stuck in C.
     server.attr("_native_deadline_passed") = py::cpp_function([] { return embedded::scoring_deadline_passed(); });
-    e.server = server.release().ptr();
+    py::module_ requests = py::module_::import("azureml_inference_server_http._requests");
     e.loaded = py::object(loaded).release().ptr();
     e.run = py::object(loaded.attr("run")).release().ptr();
     e.input_name = py::object(loaded.attr("input_name")).release().ptr();
@@ -198,14 +197,15 @@ bool boot(const BootOptions& options) {
     e.scoring_timeout_ms = loaded.attr("scoring_timeout_ms").cast<long>();
     std::string mode = loaded.attr("mode").cast<std::string>();
     e.mode = mode == "raw" ? InputMode::raw : mode == "object" ? InputMode::object : InputMode::json_string;
-    e.is_response = py::object(server_module.attr("is_response")).release().ptr();
+    e.is_response = py::object(requests.attr("is_response")).release().ptr();
     for (auto item : py::dict(loaded.attr("swaggers")))
       e.swaggers.emplace_back(item.first.cast<std::string>(), item.second.cast<std::string>());
     e.empty_tuple = PyTuple_New(0);
     if (const char* format = getenv("AZMLINFSRV_LOG_FORMAT"); format && std::string_view(format) == "json")
       e.logging_module = py::module_::import("azureml_inference_server_http._logging").release().ptr();
     e.timeout_error = PyExc_TimeoutError;
-    e.client_error = py::object(server_module.attr("ClientError")).release().ptr();
+    e.client_error = py::object(requests.attr("ClientError")).release().ptr();
+    e.rare_paths = requests.release().ptr();
   } catch (py::error_already_set& err) {
     err.restore();
     log_python_error("The server's Python package failed to load");

@@ -1,5 +1,5 @@
 // The hot path: one request in, run() called by keyword under the scoring timeout, one response out.
-// Plain CPython API here, since every call counts; the rare paths go back to _server.py.
+// Plain CPython API here, since every call counts; the rare paths go back to _requests.py.
 #include <algorithm>
 #include <chrono>
 #include <utility>
@@ -45,10 +45,10 @@ void set_json_message(ScoreResponse& r, int status, std::string message, bool ru
   r.run_function_failed = run_failed;
 }
 
-// Calls a _server helper; returns a new reference or nullptr with the Python error set.
+// Calls a _requests helper; returns a new reference or nullptr with the Python error set.
 PyObject* call_server(const char* name, PyObject* arg1, PyObject* arg2 = nullptr) {
   Entry& e = embedded::entry();
-  Ref fn(PyObject_GetAttrString(e.server, name));
+  Ref fn(PyObject_GetAttrString(e.rare_paths, name));
   if (!fn) return nullptr;
   return arg2 ? PyObject_CallFunctionObjArgs(fn.get(), arg1, arg2, nullptr)
               : PyObject_CallFunctionObjArgs(fn.get(), arg1, nullptr);
@@ -63,7 +63,7 @@ void log_unloggable() {
                  "configuration (logging.json).");
 }
 
-// Logs the pending Python exception through _server.log_exception (ERROR "Encountered Exception: ...").
+// Logs the pending Python exception through _requests.log_exception (ERROR "Encountered Exception: ...").
 void log_pending_exception() {
   if (!PyErr_Occurred()) {
     logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
@@ -150,7 +150,7 @@ PyObject* headers_dict(const ScoreRequest& req) {
   return pairs ? call_server("headers_dict", pairs.get()) : nullptr;
 }
 
-// A _server.ClientError pending: fills the response with its status and message and clears it.
+// A _requests.ClientError pending: fills the response with its status and message and clears it.
 bool take_client_error(ScoreResponse& resp) {
   Entry& e = embedded::entry();
   if (!PyErr_ExceptionMatches(e.client_error)) return false;
@@ -182,7 +182,7 @@ PyObject* build_arguments(const ScoreRequest& req, ScoreResponse& resp) {
   if (e.mode == InputMode::object) {
     Ref method(text_of(req.method)), query(text_of(req.query)), content_type(text_of(req.content_type));
     Ref body(bytes_of(req.body));
-    Ref fn(PyObject_GetAttrString(e.server, "object_arguments"));
+    Ref fn(PyObject_GetAttrString(e.rare_paths, "object_arguments"));
     PyObject* kwargs = fn ? PyObject_CallFunctionObjArgs(fn.get(), e.loaded, method.get(), query.get(),
                                                          content_type.get(), body.get(), nullptr)
                           : nullptr;
@@ -197,7 +197,7 @@ PyObject* build_arguments(const ScoreRequest& req, ScoreResponse& resp) {
   if (e.mode == InputMode::raw) {
     Ref method(text_of(req.method)), target(text_of(req.target)), headers(header_pairs(req)), body(bytes_of(req.body));
     Ref remote(text_of(req.remote_addr)), port(PyLong_FromLong(req.server_port)), protocol(text_of(req.protocol));
-    Ref fn(PyObject_GetAttrString(e.server, "raw_request"));
+    Ref fn(PyObject_GetAttrString(e.rare_paths, "raw_request"));
     input = Ref(fn && headers ? PyObject_CallFunctionObjArgs(fn.get(), method.get(), target.get(), headers.get(),
                                                             body.get(), remote.get(), port.get(), protocol.get(),
                                                             nullptr)

@@ -12,7 +12,7 @@ from unittest import mock
 
 import pytest
 
-from azureml_inference_server_http import _lazy_logging, _server
+from azureml_inference_server_http import _lazy_logging, _server, _swagger
 from azureml_inference_server_http._logging import AML_LOG_FORMAT, UTCFormatter
 
 PACKAGE_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "python_bridge", "python"))
@@ -151,11 +151,11 @@ def test_server_package_imports_neither_logging_nor_json(tmp_path):
         pytest.skip("this interpreter's site imports them all")
     proc = _run("""
         import sys
-        from azureml_inference_server_http import _server, _print_hook
+        from azureml_inference_server_http import _server, _print_hook, _swagger
         from azureml_inference_server_http.api import aml_request, aml_response
         _server._configure_logging(%r, None)
         _server.logger.info("a line")
-        _server.build_swaggers(%r)
+        _swagger.build_swaggers(%r)
         print(sorted(m for m in %r if m in sys.modules), file=sys.stderr)
     """ % (str(tmp_path), str(tmp_path), heavy))
     assert proc.stderr.strip() == "[]", proc.stderr
@@ -165,13 +165,13 @@ def test_server_package_imports_neither_logging_nor_json(tmp_path):
 
 @pytest.mark.parametrize("version", ["2", "3", "3.1"])
 def test_undecorated_swagger_files_are_what_json_dumps_gives(version):
-    path = os.path.join(SWAGGER_DIR, _server._UNDECORATED_SWAGGER_FILES[version])
+    path = os.path.join(SWAGGER_DIR, _swagger._UNDECORATED_SWAGGER_FILES[version])
     with open(path, encoding="utf-8") as f:
         committed = f.read()
-    assert committed == _server.undecorated_swagger_text(version), (
+    assert committed == _swagger.undecorated_swagger_text(version), (
         f"{path} no longer matches its template: regenerate it with "
         f"PYTHONPATH=python_bridge/python /usr/bin/python3 -c \"import sys; from azureml_inference_server_http "
-        f"import _server; sys.stdout.write(_server.undecorated_swagger_text('{version}'))\" > {path}")
+        f"import _swagger; sys.stdout.write(_swagger.undecorated_swagger_text('{version}'))\" > {path}")
 
 
 def _slow_swaggers():
@@ -209,7 +209,7 @@ def test_swaggers_served_are_json_dumps_of_the_template(env, monkeypatch, tmp_pa
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert _server.build_swaggers(str(tmp_path)) == _slow_swaggers()
+    assert _swagger.build_swaggers(str(tmp_path)) == _slow_swaggers()
 
 
 def test_a_thread_logging_while_another_imports_logging_waits_for_the_configuration(tmp_path):

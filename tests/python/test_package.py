@@ -563,7 +563,7 @@ _signature_attr.__signature__ = inspect.signature(_defaults)
     lambda data=None: data, _wraps(_defaults), functools.partial(_defaults, 1), _Scorer().run, _Scorer(),
 ], ids=lambda run: getattr(run, "__name__", type(run).__name__))
 def test_run_parameters_agree_with_inspect_signature(run):
-    from azureml_inference_server_http import _server
+    from azureml_inference_server_http import _script
 
     kinds = {inspect.Parameter.POSITIONAL_ONLY: "positional_only",
              inspect.Parameter.POSITIONAL_OR_KEYWORD: "positional_or_keyword",
@@ -572,11 +572,11 @@ def test_run_parameters_agree_with_inspect_signature(run):
              inspect.Parameter.VAR_KEYWORD: "var_keyword"}
     expected = [(p.name, kinds[p.kind], p.default is not inspect.Parameter.empty)
                 for p in inspect.signature(run).parameters.values()]
-    assert _server.run_parameters(run) == expected
+    assert _script.run_parameters(run) == expected
 
 
 def test_entry_script_loading_uses_importlib_util_functions():
-    from azureml_inference_server_http import _server
+    from azureml_inference_server_http import _script
 
-    assert _server._spec_from_file_location is importlib.util.spec_from_file_location
-    assert _server._module_from_spec is importlib.util.module_from_spec
+    assert _script._spec_from_file_location is importlib.util.spec_from_file_location
+    assert _script._module_from_spec is importlib.util.module_from_spec

@@ -1,0 +1,150 @@
+"""The entry script: loading it as the reference does (docs/behaviour.md 4.1), and what the server reads
+of its run(): the parameters, and the input mode its decorators select (4.3)."""
+
+import importlib
+import importlib.machinery
+import os
+import sys
+import types
+
+from ._config import BootFailure
+from ._lazy_logging import get_logger
+from ._swagger import _SHORT_VERSION, _SWAGGER_VERSIONS
+
+# importlib.util's two functions the boot needs are these (the same objects; tests/python checks it),
+# without the contextlib import that importlib.util brings.
+_spec_from_file_location = importlib._bootstrap_external.spec_from_file_location
+_module_from_spec = importlib._bootstrap.module_from_spec
+
+user_script_logger = get_logger("azmlinfsrv.user_script")
+
+
+def _load_module(app_root, entry_script):
+    if not entry_script:
+        try:
+            return importlib.import_module("main"), None
+        except ModuleNotFoundError:
+            lines = ["No score script found. Expected score script main.py.",
+                     "Expected script to be found in PYTHONPATH: %s" % sys.path]
+            if os.path.isdir(app_root):
+                lines.append("Current contents of AML_APP_ROOT: %s" % sorted(os.listdir(app_root)))
+            else:
+                lines.append("The directory %s not an accessible directory in the container." % app_root)
+            raise BootFailure("\n".join(lines))
+    path = entry_script
+    spec = _spec_from_file_location("entry_module", path, loader=_FreshSourceLoader("entry_module", path))
+    module = _module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, path
+
+
+class _FreshSourceLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the entry script from its source every time, never from __pycache__.
+
+    A reload must run what is on disk: a cached .pyc is trusted when the source's mtime (in whole
+    seconds) and size match, so an edit of the same length within the same second would be missed.
+    """
+
+    def get_code(self, fullname):
+        return self.source_to_code(self.get_data(self.path), self.path)
+
+
+_CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
+
+
+def run_parameters(run):
+    """[(name, kind, has default)] as inspect.signature(run) has them, kind one of "positional_only",
+    "positional_or_keyword", "var_positional", "keyword_only", "var_keyword".
+
+    A plain function is read from its code object: importing inspect costs a worker's start more than
+    the rest of its boot. Anything else (decorated with functools.wraps, partials, methods, callable
+    objects) goes to inspect, which knows all their rules.
+    """
+    if type(run) is not types.FunctionType or hasattr(run, "__wrapped__") or hasattr(run, "__signature__"):
+        import inspect
+
+        kinds = {inspect.Parameter.POSITIONAL_ONLY: "positional_only",
+                 inspect.Parameter.POSITIONAL_OR_KEYWORD: "positional_or_keyword",
+                 inspect.Parameter.VAR_POSITIONAL: "var_positional",
+                 inspect.Parameter.KEYWORD_ONLY: "keyword_only",
+                 inspect.Parameter.VAR_KEYWORD: "var_keyword"}
+        return [(p.name, kinds[p.kind], p.default is not inspect.Parameter.empty)
+                for p in inspect.signature(run).parameters.values()]
+    code = run.__code__
+    names = code.co_varnames
+    positional = code.co_argcount
+    keyword_only = code.co_kwonlyargcount
+    defaults = run.__defaults__ or ()
+    kw_defaults = run.__kwdefaults__ or {}
+    first_default = positional - len(defaults)
+    params = [(names[i], "positional_only" if i < code.co_posonlyargcount else "positional_or_keyword",
+               i >= first_default) for i in range(positional)]
+    at = positional + keyword_only
+    if code.co_flags & _CO_VARARGS:
+        params.append((names[at], "var_positional", False))
+        at += 1
+    params += [(names[i], "keyword_only", names[i] in kw_defaults) for i in range(positional, positional + keyword_only)]
+    if code.co_flags & _CO_VARKEYWORDS:
+        params.append((names[at], "var_keyword", False))
+    return params
+
+
+def _analyse_run(run):
+    """docs/behaviour.md 4.3: returns ([(input parameter, has default)], whether request_headers is wanted)."""
+    params = run_parameters(run)
+    if any(kind not in ("positional_or_keyword", "keyword_only") for _, kind, _ in params):
+        raise BootFailure("run() cannot accept positional-only arguments, *args, or **kwargs.")
+    wants_headers = any(name == "request_headers" for name, _, _ in params)
+    inputs = [(name, has_default) for name, _, has_default in params if name != "request_headers"]
+    if not inputs:
+        if wants_headers:
+            raise BootFailure('run() needs to accept an argument other than "request_headers".')
+        raise BootFailure("run() needs to accept an argument for input data.")
+    return inputs, wants_headers
+
+
+def _select_mode(run, inputs):
+    from .api import aml_request
+
+    raw = getattr(aml_request, "_rawHttpRequested", False)
+    schema = _schema_util(run) is not None
+    if raw and schema:
+        raise BootFailure("run() cannot be decorated with both @rawhttp and @input_schema")
+    if raw:
+        user_script_logger.info(
+            "run() is decorated with @rawhttp. Server will invoke it with the flask request object.")
+        return "raw"
+    if schema:
+        user_script_logger.info(
+            "run() is decorated with @input_schema. Server will invoke it with the following arguments: %s.",
+            ", ".join(name for name, _ in inputs))
+        return "object"
+    user_script_logger.info("run() is not decorated. Server will invoke it with the input in JSON string.")
+    return "json"
+
+
+def _schema_util(run):
+    """inference-schema's schema_util when run() is registered there (either decorator), else None."""
+    schema_util = sys.modules.get("inference_schema.schema_util")
+    if schema_util is None:
+        return None
+    try:
+        return schema_util if schema_util.is_schema_decorated(run) else None
+    except Exception:  # noqa: BLE001 - an older or odd inference-schema: treat run() as undecorated
+        return None
+
+
+def _schema_swagger_inputs(run):
+    """(input schema, output schema, supported versions) from inference-schema, for a decorated run()."""
+    schema_util = _schema_util(run)
+    if schema_util is None:
+        return None, None, _SWAGGER_VERSIONS
+    input_schema = schema_util.get_input_schema(run)
+    output_schema = schema_util.get_output_schema(run)
+    versions = set(_SWAGGER_VERSIONS)
+    for getter in ("get_supported_versions_for_input", "get_supported_versions_for_output"):
+        if hasattr(schema_util, getter):
+            declared = getattr(schema_util, getter)(run)
+            if declared:
+                versions &= {_SHORT_VERSION.get(str(v), str(v)) for v in declared}
+    return input_schema, output_schema, tuple(v for v in _SWAGGER_VERSIONS if v in versions)
