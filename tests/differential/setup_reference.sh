@@ -22,7 +22,7 @@ schema_commit=ca5f01c   # inference-schema 1.7.2
 
 packages=(python3-venv python3-flask python3-gunicorn python3-pydantic python3-flask-cors python3-distutils
           python3-dateutil python3-tz python3-wrapt python3-numpy python3-pandas python3-pytest
-          python3-requests git curl)
+          python3-requests python3-psutil git curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

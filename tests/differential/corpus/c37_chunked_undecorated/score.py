@@ -1,0 +1,6 @@
+def init():
+    pass
+
+
+def run(data):
+    return {"type": type(data).__name__, "data": data}

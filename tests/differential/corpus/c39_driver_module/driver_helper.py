@@ -1,0 +1,2 @@
+def answer(data):
+    return {"helped": data}
