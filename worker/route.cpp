@@ -22,15 +22,16 @@ bool check_request_ids(Connection* c, const http::Request& r, http::RequestIds& 
     respond_message(c, r, 431, "x-request-id must not exceed 100 characters", &ids);
     return false;
   }
-  if (ids.outcome == http::RequestIds::Outcome::client_ids_too_long) {
-    respond_message(c, r, 431, "x-ms-request-id and x-ms-client-request-id must not exceed 100 characters", &ids);
-    return false;
-  }
+  // The reference warns as soon as it sees x-ms-request-id, before it checks the ids' lengths.
   if (ids.deprecated_header_used)
     logline::write(logline::Stream::out, logline::Level::warning, "azmlinfsrv",
                    "x-ms-request-id header has been deprecated and will be removed from future versions of the "
                    "server. Please use x-ms-client-request-id.",
                    ids.request_id);
+  if (ids.outcome == http::RequestIds::Outcome::client_ids_too_long) {
+    respond_message(c, r, 431, "x-ms-request-id and x-ms-client-request-id must not exceed 100 characters", &ids);
+    return false;
+  }
   return true;
 }
 

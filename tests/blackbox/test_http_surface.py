@@ -211,6 +211,19 @@ def test_c15_legacy_id_length_limit(echo_server, which):
     assert r.status == 200, r
 
 
+def test_c15_legacy_id_warned_before_the_431(echo_server):
+    """The reference logs the deprecation as soon as it sees x-ms-request-id, also when the ids' lengths
+    then answer 431."""
+    r = request(echo_server.port, "POST", "/score", headers={"x-request-id": "warn-then-431",
+                                                            "x-ms-request-id": "b" * 101}, body="x")
+    assert r.status == 431, r
+    echo_server.wait_for_log(r'"POST /score HTTP/1.1" 431 ')
+    lines = echo_server.stdout().splitlines()
+    warned = [i for i, line in enumerate(lines) if "x-ms-request-id header has been deprecated" in line]
+    refused = [i for i, line in enumerate(lines) if '" 431 ' in line]
+    assert warned and refused and warned[-1] < refused[-1], lines[-6:]
+
+
 def test_c16_health_checks_request_id_length(echo_server):
     r = request(echo_server.port, "GET", "/", headers={"x-request-id": "h" * 101})
     assert r.status == 431, r
