@@ -445,7 +445,7 @@ class Arbiter {
         case Death::crash:
           count_restart(worker::RestartCause::crash);
           log_death(pid, status);
-          back_off(pid, now - child.spawned_ns, now);
+          back_off(pid, now - child.spawned_ns, !was_booting, now);
           break;
       }
     }
@@ -474,15 +474,24 @@ class Arbiter {
     }
   }
 
-  // After a quick death the next start waits (decide.h, Backoff).
-  void back_off(pid_t pid, uint64_t lifetime, uint64_t now) {
-    uint64_t delay = backoff_.after_death(lifetime, now);
+  // After a quick death before ready the next start waits; a worker that was ready is replaced at
+  // once (decide.h, Backoff). The log says which, so that nobody reads a request crash as a boot loop.
+  void back_off(pid_t pid, uint64_t lifetime, bool was_ready, uint64_t now) {
+    uint64_t delay = backoff_.after_death(lifetime, was_ready, now);
+    if (was_ready) {
+      log_error(logline::Level::warning,
+                fmt::format("Worker (pid:{}) died while serving, {:.1f} s after it was started: a new worker "
+                            "replaces it at once (the script loads; the log above says what ended this one).",
+                            pid, seconds(lifetime)));
+      return;
+    }
     if (!delay) return;
     next_spawn_ns_ = now + delay;
     log_error(logline::Level::warning,
-              fmt::format("Worker (pid:{}) died {:.1f} s after it was started; starting a new one in {:.1f} s. "
-                          "Workers that keep dying soon after they start are restarted with a doubling delay (up "
-                          "to {:.0f} s); the log above says why this one died.",
+              fmt::format("Worker (pid:{}) died {:.1f} s after it was started, before it was ready (while loading "
+                          "the script or running init()); starting a new one in {:.1f} s. Workers that keep dying "
+                          "before they are ready are restarted with a doubling delay (up to {:.0f} s); the log "
+                          "above says why this one died.",
                           pid, seconds(lifetime), seconds(delay), seconds(kMaxBackoffNs)));
   }
 

@@ -21,8 +21,8 @@ Verdict judge(Phase phase, const SlotView& slot, uint64_t now, uint64_t worker_t
   return v;
 }
 
-uint64_t Backoff::after_death(uint64_t lifetime_ns, uint64_t now) {
-  if (lifetime_ns >= kQuickDeathNs) return delay_ns = 0;
+uint64_t Backoff::after_death(uint64_t lifetime_ns, bool was_ready, uint64_t now) {
+  if (was_ready || lifetime_ns >= kQuickDeathNs) return delay_ns = 0;
   if (delay_ns == 0 || now - last_quick_death_ns > delay_ns + kStablePeriodNs)
     delay_ns = kFirstBackoffNs;
   else

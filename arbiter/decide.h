@@ -53,12 +53,14 @@ struct Verdict {
 Verdict judge(Phase phase, const SlotView& slot, uint64_t now, uint64_t worker_timeout_ns, uint64_t max_requests);
 
 // The delay before the next start after a worker died lifetime_ns after its own; 0: no wait.
-// Workers that die soon after they start are restarted with a doubling delay (gunicorn restarts them
-// at once, forever: a crash loop that burns the CPU and floods the log). A calm period resets it.
+// Workers that die soon after they start, before they are ready, are restarted with a doubling delay
+// (gunicorn restarts them at once, forever: a crash loop that burns the CPU and floods the log). A
+// worker that got ready proves the script loads: one that dies later (a request crashed it) is
+// replaced at once, however many did so before, and its death resets the delay. A calm period too.
 struct Backoff {
   uint64_t delay_ns = 0;  // the current delay; 0 after a calm period
   uint64_t last_quick_death_ns = 0;
-  uint64_t after_death(uint64_t lifetime_ns, uint64_t now);
+  uint64_t after_death(uint64_t lifetime_ns, bool was_ready, uint64_t now);
   void reset() { delay_ns = 0; }
 };
 

@@ -251,19 +251,41 @@ def test_boot_failure_report_is_written_before_the_generation_stops(server):
     assert s.count_log(r"User's init function failed", stream="stdout") == 1, s.logs()
 
 
-def test_crash_loop_backs_off(server):
-    s = server.start(MISBEHAVES)
-    for _ in range(4):
-        s.wait_ready(10)
-        try:
-            score(s.port, "exit", timeout=5)
-        except Exception:  # noqa: BLE001 - the worker dies under the request
-            pass
-    s.wait_for_log(r"starting a new one in 0\.1 s", stream="stderr")
+def test_crash_loop_backs_off(server, tmp_path):
+    """Workers that die before they are ready (here init() ends the process) restart with a doubling
+    delay, and the log says they died before they were ready."""
+    s = server.start("init_crashes_first.py", env={"INIT_CRASH_COUNTER": str(tmp_path / "count"),
+                                                   "INIT_CRASHES": "3"})
+    s.wait_for_log(r"before it was ready \(while loading the script or running init\(\)\); starting a new one "
+                   r"in 0\.1 s", stream="stderr")
     s.wait_for_log(r"starting a new one in 0\.2 s", stream="stderr")
     s.wait_for_log(r"starting a new one in 0\.4 s", stream="stderr")
     s.wait_ready(10)
     assert s.alive() and score(s.port, "x").status == 200
+
+
+def test_request_crashes_are_replaced_at_once(server):
+    """A worker that booted and then crashed on a request is replaced at once, however many did so
+    before: the back-off is for workers that cannot boot."""
+    s = server.start(MISBEHAVES)
+    for i in range(7):
+        s.wait_ready(10)
+        try:
+            score(s.port, "segv" if i % 2 else "exit", timeout=5)
+        except Exception:  # noqa: BLE001 - "exit" ends the worker under the request
+            pass
+    crashed_at = time.monotonic()
+    while True:
+        try:
+            if score(s.port, "x", timeout=2).status == 200:
+                break
+        except Exception:  # noqa: BLE001 - the replacement may not listen yet
+            pass
+        assert time.monotonic() - crashed_at < 0.5, s.logs()
+    assert time.monotonic() - crashed_at < 0.5, s.logs()
+    assert s.count_log(r"died while serving, [\d.]+ s after it was started: a new worker replaces it at once",
+                       stream="stderr") == 7, s.logs()
+    assert s.count_log(r"starting a new one in", stream="stderr") == 0, s.logs()
 
 
 def test_max_requests_replaces_without_failures(server):

@@ -59,22 +59,35 @@ TEST_CASE("a worker asking to be replaced, and retirement for max_requests") {
   CHECK(judge(Phase::serving, slot, kT0, 10 * kSecond, 0).kind == Verdict::run_too_long);
 }
 
-TEST_CASE("back-off after quick deaths: doubling from 0.1 s up to 30 s, reset by a calm period") {
+TEST_CASE("back-off after quick deaths before ready: doubling from 0.1 s up to 30 s, reset by a calm period") {
   Backoff b;
-  CHECK(b.after_death(10 * kSecond, kT0) == 0);  // lived long enough: start at once
+  CHECK(b.after_death(10 * kSecond, false, kT0) == 0);  // lived long enough: start at once
   uint64_t now = kT0;
-  CHECK(b.after_death(kSecond, now) == kFirstBackoffNs);
-  CHECK(b.after_death(kSecond, now += kSecond) == 2 * kFirstBackoffNs);
-  CHECK(b.after_death(kSecond, now += kSecond) == 4 * kFirstBackoffNs);
-  for (int i = 0; i < 20; ++i) b.after_death(kSecond, now += kSecond);
+  CHECK(b.after_death(kSecond, false, now) == kFirstBackoffNs);
+  CHECK(b.after_death(kSecond, false, now += kSecond) == 2 * kFirstBackoffNs);
+  CHECK(b.after_death(kSecond, false, now += kSecond) == 4 * kFirstBackoffNs);
+  for (int i = 0; i < 20; ++i) b.after_death(kSecond, false, now += kSecond);
   CHECK(b.delay_ns == kMaxBackoffNs);
   // Quiet for longer than the delay plus the stable period: back to the first delay.
-  CHECK(b.after_death(kSecond, now += kMaxBackoffNs + kStablePeriodNs + 1) == kFirstBackoffNs);
-  CHECK(b.after_death(kQuickDeathNs, now += kSecond) == 0);
+  CHECK(b.after_death(kSecond, false, now += kMaxBackoffNs + kStablePeriodNs + 1) == kFirstBackoffNs);
+  CHECK(b.after_death(kQuickDeathNs, false, now += kSecond) == 0);
   CHECK(b.delay_ns == 0);
-  b.after_death(kSecond, now += kSecond);
+  b.after_death(kSecond, false, now += kSecond);
   b.reset();  // a reload starts afresh
-  CHECK(b.after_death(kSecond, now += kSecond) == kFirstBackoffNs);
+  CHECK(b.after_death(kSecond, false, now += kSecond) == kFirstBackoffNs);
+}
+
+TEST_CASE("a worker that was ready is replaced at once, however many crashed before it") {
+  Backoff b;
+  uint64_t now = kT0;
+  for (int i = 0; i < 10; ++i) CHECK(b.after_death(kSecond / 100, true, now += kSecond / 100) == 0);
+  CHECK(b.delay_ns == 0);
+  // Boot deaths build the delay up; a ready worker's death clears it: the script loads again.
+  b.after_death(kSecond, false, now += kSecond);
+  b.after_death(kSecond, false, now += kSecond);
+  CHECK(b.delay_ns == 2 * kFirstBackoffNs);
+  CHECK(b.after_death(kSecond, true, now += kSecond) == 0);
+  CHECK(b.after_death(kSecond, false, now += kSecond) == kFirstBackoffNs);
 }
 
 TEST_CASE("a reload is done when the target's number of workers count and all are ready") {
