@@ -120,6 +120,12 @@ void on_fatal_signal(int sig) {
 
 }  // namespace
 
+void forget_crash_responder() {
+  if (!crash_queue) return;
+  for (int sig : kFatalSignals) sigaction(sig, &previous[sig], nullptr);
+  crash_queue = nullptr;
+}
+
 void install_crash_responder(JobQueue& queue, const std::vector<int>& listen_fds) {
   crash_queue = &queue;
   for (int fd : listen_fds)

@@ -109,5 +109,7 @@ void join_io();
 // signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT). Must run before Python enables faulthandler,
 // which writes the Python stack and then hands the signal on to them.
 void install_crash_responder(JobQueue& queue, const std::vector<int>& listen_fds);
+// Puts faulthandler's handlers back (in a process the script forked: the client is the parent's).
+void forget_crash_responder();
 
 }  // namespace worker

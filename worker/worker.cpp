@@ -1,6 +1,7 @@
 // The worker's main thread: boot Python, start the I/O thread, then run score jobs one at a time.
 #include "worker.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -26,6 +27,19 @@ void reset_signals_after_fork() {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// A process the script forks (multiprocessing, os.fork, joblib, a DataLoader) starts as a child of
+// plain Python would, not as a worker: libuv's handlers would write its stop signals into the parent's
+// loop (SIGTERM would stop the parent, not the child), the crash responder would answer the parent's
+// client over the parent's answer, and SIGALRM (the scoring timeout) and SIGUSR1 (the stack dump) are
+// the worker's. Runs in the child inside fork(): sigaction only.
+void forget_worker_signals_in_child() {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, kSignalAnswerTimedOut, SIGALRM}) sigaction(sig, &dfl, nullptr);
+  forget_crash_responder();
 }
 
 void run_job(Slot& slot, JobQueue& queue, Job* job) {
@@ -104,6 +118,7 @@ void finish_boot_failure(Table& table, bool reporting) {
 
 void run(const Options& options) {
   reset_signals_after_fork();
+  pthread_atfork(nullptr, nullptr, forget_worker_signals_in_child);
   Slot& slot = options.table->slots[options.slot];
   slot.pid.store(getpid());
   slot.heartbeat_ns.store(base::monotonic_ns());
