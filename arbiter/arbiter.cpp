@@ -229,7 +229,10 @@ class Arbiter {
       switch (verdict.kind) {
         case Verdict::fine: break;
         case Verdict::run_too_long:
-        case Verdict::silent: time_out(pid, child, verdict, now); break;
+        case Verdict::silent:
+          slot.timed_out_run_ns.store(view.run_started_ns);  // before the signals (worker.h)
+          time_out(pid, child, verdict, now);
+          break;
         case Verdict::asked_replacement:
           count_restart(worker::RestartCause::timeout);
           log_error(logline::Level::warning,

@@ -16,6 +16,8 @@ namespace {
 // Answers the client of the job run() is working on without waiting for run(); the Python thread keeps
 // the Job until run() returns, if ever, and its result is then dropped. `expected`, when given, must
 // still be the running job. False when there is nothing to answer (run() returned meanwhile).
+void answer_abandoned_job(Job* job, std::string_view message);
+
 bool answer_running_job(Job* expected, std::string_view message) {
   Job* job = nullptr;
   {
@@ -24,6 +26,12 @@ bool answer_running_job(Job* expected, std::string_view message) {
     if (!job || (expected && job != expected) || job->abandoned.load() || !job->connection) return false;
     job->abandoned.store(true);  // from now on the crash responder leaves its socket alone
   }
+  answer_abandoned_job(job, message);
+  return true;
+}
+
+// Answers a job whose client must not wait for, or get, run()'s result.
+void answer_abandoned_job(Job* job, std::string_view message) {
   Connection* c = job->connection;
   job->connection = nullptr;
   c->job = nullptr;
@@ -32,14 +40,19 @@ bool answer_running_job(Job* expected, std::string_view message) {
   if (c->closing) {  // the client left while run() worked
     c->closing = false;
     close_connection(c);
-    return true;
+    return;
   }
   const http::Request& r = job->request;
   log_view_request(r, 500, ms_since(job->received_ns), http::json_message(message).size(), job->ids.request_id);
   respond_message(c, r, 500, message, &job->ids, /*run_failed=*/true);
   stop_reading(c);
   flush(c);
-  return true;
+}
+
+std::string worker_timeout_message() {
+  return fmt::format("The worker timed out: run() took longer than WORKER_TIMEOUT ({} s), so the worker is being "
+                     "replaced. The server log shows the Python stack where run() was.",
+                     io->worker_timeout_s);
 }
 
 void on_alarm_due(uv_timer_t*);
@@ -104,11 +117,17 @@ void watch_deadlines() {
 // The arbiter found run() older than WORKER_TIMEOUT; it has asked faulthandler for the stacks and
 // kills this worker in a second. Answer the client while we can, and take no more connections.
 void on_timed_out(uv_signal_t*, int) {
-  answer_running_job(nullptr, fmt::format("The worker timed out: run() took longer than WORKER_TIMEOUT ({} s), so "
-                                          "the worker is being replaced. The server log shows the Python stack "
-                                          "where run() was.",
-                                          io->worker_timeout_s));
+  answer_running_job(nullptr, worker_timeout_message());
   begin_drain();
+}
+
+bool answer_if_timed_out(Job* job) {
+  uint64_t declared = io->slot->timed_out_run_ns.load();
+  if (!job->connection || !declared || job->started_ns.load() != declared) return false;
+  job->abandoned.store(true);
+  answer_abandoned_job(job, worker_timeout_message());
+  begin_drain();
+  return true;
 }
 
 }  // namespace worker

@@ -223,6 +223,9 @@ void on_stop_signal(uv_signal_t* handle, int signum);
 // ---- deadline.cpp ------------------------------------------------------------------------------------
 void watch_deadlines();
 void on_timed_out(uv_signal_t*, int);
+// run() returned after the arbiter declared it past WORKER_TIMEOUT (the stack dump's signal can end a
+// blocking call): its client gets the timeout's answer instead. False for any other job.
+bool answer_if_timed_out(Job* job);
 
 // ---- request.cpp -------------------------------------------------------------------------------------
 void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);

@@ -163,8 +163,10 @@ void on_jobs_done(uv_async_t*) {
       --io->jobs_outstanding;
       set_in_flight(io->metrics, static_cast<uint32_t>(io->jobs_outstanding));
     }
-    if (event.kind == Completion::Kind::response)  // even when its client was answered already: run() took this long
+    if (event.kind == Completion::Kind::response) {  // even when its client was answered already: run() took this long
       observe_run_duration(io->metrics, static_cast<uint64_t>(job->handled_ms * 1e6));
+      answer_if_timed_out(job);  // then job->connection is null: run()'s result is dropped below
+    }
     if (!job->connection) {  // answered already (stuck past a deadline); run()'s result comes too late
       if (last_event) release_job(job);
       continue;

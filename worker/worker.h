@@ -27,6 +27,10 @@ struct Slot {
   // Set by a worker that cannot go on serving (run() stuck in native code past the scoring timeout):
   // it has stopped accepting and exits once its connections are answered; the arbiter replaces it.
   std::atomic<uint32_t> replace_requested;
+  // The run_started_ns of the run() the arbiter declared past WORKER_TIMEOUT, set before it signals:
+  // nothing that run() returns may reach its client, even when the stack dump's signal interrupted
+  // the call and run() returned before the worker handled the timeout's own signal. 0: none.
+  std::atomic<uint64_t> timed_out_run_ns;
   // The workers' own counters for GET /metrics (metrics.h). The arbiter neither reads nor resets them:
   // they outlive the worker, so a replacement in this slot continues them.
   SlotMetrics metrics;

@@ -128,6 +128,19 @@ def test_worker_timeout_dumps_stack(server):
     assert score(s.port, "x").status == 200
 
 
+def test_worker_timeout_wins_over_a_run_the_stack_dump_interrupts(server):
+    """The stack dump's signal ends a blocking C call (libc sleep), so run() returns: once the arbiter
+    declared the timeout, its client gets the timeout's 500, never run()'s answer."""
+    s = server.start(MISBEHAVES, env={"WORKER_TIMEOUT": "3"})
+    r = score(s.port, "csleep:30", timeout=10)
+    assert r.status == 500, r
+    assert "WORKER_TIMEOUT (3 s)" in r.json()["message"], r
+    assert r.one("x-ms-run-function-failed") == "True"
+    s.wait_for_log(r"WORKER TIMEOUT \(pid:\d+\)$", stream="stderr")
+    s.wait_ready(10)
+    assert score(s.port, "x").status == 200
+
+
 def test_init_is_not_subject_to_worker_timeout(server):
     script = "import time\n\ndef init():\n    time.sleep(3)\n\ndef run(data):\n    return 'ok'\n"
     s = server.start(script, env={"WORKER_TIMEOUT": "1"}, ready_timeout=10)
