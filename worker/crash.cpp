@@ -7,7 +7,9 @@
 //
 // Everything the handler touches is rendered before the crash, or read from the running Job, which
 // the Python thread keeps alive while run() works; the handler itself only calls sendmsg and raise.
+#include <errno.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -119,6 +121,58 @@ void on_fatal_signal(int sig) {
 }
 
 }  // namespace
+
+namespace {
+
+// The stack dump (SIGUSR1: WORKER_TIMEOUT, or run() stuck in native code) as one block in the log.
+// faulthandler writes it to stderr in many small writes, which other threads' and processes' lines
+// cut into, once in the middle of a line. Ours runs in its place: stderr becomes a memory file while
+// faulthandler writes, then the dump goes out in as few writes as the buffer allows.
+struct sigaction faulthandler_dump;
+int dump_file = -1;
+char dump_copy[1024 * 1024];  // a dump of 100 threads 100 frames deep fits, mostly
+
+void on_dump_stacks(int sig, siginfo_t* info, void* context) {
+  int saved_errno = errno;
+  int stderr_copy = dup(STDERR_FILENO);
+  if (stderr_copy < 0 || ftruncate(dump_file, 0) != 0 || lseek(dump_file, 0, SEEK_SET) != 0 ||
+      dup2(dump_file, STDERR_FILENO) < 0) {
+    if (stderr_copy >= 0) close(stderr_copy);
+    stderr_copy = -1;  // dump straight to stderr, as faulthandler would
+  }
+  if (faulthandler_dump.sa_flags & SA_SIGINFO) faulthandler_dump.sa_sigaction(sig, info, context);
+  else if (faulthandler_dump.sa_handler != SIG_DFL && faulthandler_dump.sa_handler != SIG_IGN)
+    faulthandler_dump.sa_handler(sig);
+  if (stderr_copy >= 0) {
+    dup2(stderr_copy, STDERR_FILENO);
+    close(stderr_copy);
+    off_t at = 0;
+    for (ssize_t n; (n = pread(dump_file, dump_copy, sizeof dump_copy, at)) > 0; at += n) {
+      if (n == static_cast<ssize_t>(sizeof dump_copy)) {  // more follows: end this write at a line's end
+        ssize_t line_end = n;
+        while (line_end > 0 && dump_copy[line_end - 1] != '\n') --line_end;
+        if (line_end > 0) n = line_end;
+      }
+      for (ssize_t sent = 0, w; sent < n; sent += w)
+        if ((w = write(STDERR_FILENO, dump_copy + sent, static_cast<size_t>(n - sent))) <= 0) break;
+    }
+  }
+  errno = saved_errno;
+}
+
+}  // namespace
+
+void gather_stack_dumps() {
+  dump_file = memfd_create("azmlinfsrv-stack-dump", MFD_CLOEXEC);
+  if (dump_file < 0) return;  // faulthandler writes straight to stderr
+  struct sigaction sa {};
+  sa.sa_sigaction = on_dump_stacks;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(kSignalDumpStacks, nullptr, &faulthandler_dump) != 0) return;
+  // faulthandler's own flags (SA_RESTART, SA_ONSTACK), so blocking calls react as they did.
+  sa.sa_flags = (faulthandler_dump.sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
+  sigaction(kSignalDumpStacks, &sa, nullptr);
+}
 
 void forget_crash_responder() {
   if (!crash_queue) return;

@@ -111,5 +111,7 @@ void join_io();
 void install_crash_responder(JobQueue& queue, const std::vector<int>& listen_fds);
 // Puts faulthandler's handlers back (in a process the script forked: the client is the parent's).
 void forget_crash_responder();
+// Makes the stack dump of kSignalDumpStacks one block in the log (after boot, over faulthandler's).
+void gather_stack_dumps();
 
 }  // namespace worker

@@ -150,6 +150,7 @@ void run(const Options& options) {
   std::vector<int> listeners = options.listen_fds;
   if (options.metrics_fd >= 0) listeners.push_back(options.metrics_fd);  // a dying worker answers no probe either
   install_crash_responder(queue, listeners);
+  gather_stack_dumps();
 
   start_io(options, queue);
   slot.state.store(SlotState::ready);

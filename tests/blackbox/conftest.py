@@ -116,7 +116,7 @@ def listening_ports(pids):
 
 
 class Server:
-    def __init__(self, argv, env, cwd, logdir, port, script):
+    def __init__(self, argv, env, cwd, logdir, port, script, combined_output=False):
         self.argv = argv
         self.env = env
         self.cwd = cwd
@@ -124,9 +124,10 @@ class Server:
         self.script = script
         self.url = f"http://127.0.0.1:{port}" if port else None
         self.stdout_path = os.path.join(logdir, "stdout.log")
-        self.stderr_path = os.path.join(logdir, "stderr.log")
+        # combined_output: stderr into the stdout file, as a terminal or a container log shows them
+        self.stderr_path = self.stdout_path if combined_output else os.path.join(logdir, "stderr.log")
         self._out = open(self.stdout_path, "wb")
-        self._err = open(self.stderr_path, "wb")
+        self._err = self._out if combined_output else open(self.stderr_path, "wb")
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
@@ -243,7 +244,7 @@ class ServerFactory:
         self.servers = []
 
     def start(self, script=None, args=(), env=None, cwd=None, expect_ready=True, port=None,
-              add_port=True, add_entry_script=True, ready_timeout=10.0, binary=None):
+              add_port=True, add_entry_script=True, ready_timeout=10.0, binary=None, combined_output=False):
         """Start azmlinfsrv.
 
         script: a fixture file name (tests/fixtures/NAME), a path, or script text
@@ -280,7 +281,7 @@ class ServerFactory:
                 port = free_port()
             argv += ["--port", str(port)]
         argv += [str(a) for a in args]
-        srv = Server(argv, base_env(env), cwd, logdir, port, script_path)
+        srv = Server(argv, base_env(env), cwd, logdir, port, script_path, combined_output)
         self.servers.append(srv)
         if expect_ready:
             srv.wait_ready(ready_timeout)

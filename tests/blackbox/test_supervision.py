@@ -141,6 +141,22 @@ def test_worker_timeout_wins_over_a_run_the_stack_dump_interrupts(server):
     assert score(s.port, "x").status == 200
 
 
+def test_worker_timeout_stack_dump_is_one_block(server):
+    """The stacks of a timed-out worker come out as one block, not cut by the lines other threads log
+    meanwhile (stdout and stderr in one file, as a terminal or a container log shows them)."""
+    s = server.start("ticks_while_looping.py", env={"WORKER_TIMEOUT": "2"}, combined_output=True)
+    r = score(s.port, "x", timeout=10)
+    assert r.status == 500, r
+    s.wait_for_log(r"^  File .*ticks_while_looping\.py\", line \d+ in run$", stream="stdout")
+    lines = s.stdout().splitlines()
+    first = next(i for i, line in enumerate(lines) if re.match(r"(Current thread|Thread) 0x[0-9a-f]+", line))
+    last = max(i for i, line in enumerate(lines) if line.startswith("  File "))
+    block = lines[first:last + 1]
+    strays = [line for line in block
+              if line.strip() and not re.match(r"(Current thread|Thread) 0x[0-9a-f]+|  File |  \.\.\.$", line)]
+    assert not strays, "\n".join(block)
+
+
 def test_init_is_not_subject_to_worker_timeout(server):
     script = "import time\n\ndef init():\n    time.sleep(3)\n\ndef run(data):\n    return 'ok'\n"
     s = server.start(script, env={"WORKER_TIMEOUT": "1"}, ready_timeout=10)
