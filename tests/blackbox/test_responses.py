@@ -220,6 +220,20 @@ def test_c28_unserialisable_logs_type_name(responses_server, case, type_name):
     responses_server.wait_for_log(rf"^.* E \[\d+\] azmlinfsrv[\w.]* - .*\b{type_name}\b.*$", since=mark)
 
 
+@pytest.mark.parametrize("case,where", [
+    ("set_in_dict", r"run\(\) returned a dict whose value at labels is a set, which json\.dumps cannot encode\. "
+                    r"Convert it with list\(\.\.\.\)\."),
+    ("array_deep", r"run\(\) returned a dict whose value at a\[1\]\.b is a numpy\.ndarray, which json\.dumps cannot "
+                   r"encode\. Convert it with \.tolist\(\)\."),
+])
+def test_c28_unserialisable_names_the_path(responses_server, case, where):
+    """Issue 13 (10): the log names the part that cannot be encoded, not the container around it."""
+    mark = responses_server.mark()
+    r = post(responses_server, case)
+    assert r.status == 500 and r.body.decode() == MSG_INTERNAL, r
+    responses_server.wait_for_log(rf"^.* E \[\d+\] azmlinfsrv[\w.]* - {where}", since=mark)
+
+
 def test_amlresponse_non_iterable_body(responses_server):
     # The reference fails while sending (gunicorn's HTML 500). docs/differences.md: errors the server itself
     # produces are JSON {"message": ...} with the right status; the worker keeps serving.

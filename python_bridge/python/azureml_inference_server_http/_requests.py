@@ -111,11 +111,59 @@ def log_exception(error):
     logger.error("Encountered Exception: %s", "".join(traceback.format_exception(error)).rstrip("\n"))
 
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+# What to do with a value json.dumps cannot encode, by its type's name (module.qualname or qualname).
+_FIXES = {
+    "set": "list(...)", "frozenset": "list(...)", "bytes": ".decode() (or an AMLResponse for raw bytes)",
+    "bytearray": ".decode() (or an AMLResponse for raw bytes)", "numpy.ndarray": ".tolist()",
+    "pandas.core.frame.DataFrame": ".to_dict(orient=\"records\")", "pandas.core.series.Series": ".tolist()",
+    "datetime.datetime": ".isoformat()", "datetime.date": ".isoformat()", "decimal.Decimal": "float(...)",
+    "generator": "list(...) (or an AMLResponse to stream it)",
+}
+
+
+def _type_name(value):
+    cls = type(value)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _first_unencodable(value, path, seen, depth=0):
+    """(path, value, what) of the first part of value json.dumps cannot encode, walking it as json.dumps
+    does; None when every part is encodable (then the error came from elsewhere, a cycle say)."""
+    if isinstance(value, _JSON_SCALARS) or depth > 200 or id(value) in seen:
+        return None
+    if isinstance(value, (list, tuple, dict)):
+        seen.add(id(value))
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(value, dict) and not isinstance(key, _JSON_SCALARS):
+                return (path or "the result", key, "a key")
+            where = f"{path}[{key}]" if not isinstance(value, dict) else f"{path}.{key}" if path else str(key)
+            found = _first_unencodable(item, where, seen, depth + 1)
+            if found:
+                return found
+        return None
+    return (path, value, "a value")
+
+
 def log_unserialisable(error, output):
+    """The traceback, then what cannot be encoded, where, and the usual fix: a result is often a dict
+    of many parts, and the one that is a set or an array is what the reader needs to find."""
     log_exception(error)
+    found = _first_unencodable(output, "", set())
+    if found is None or not found[0]:
+        what = f"run() returned a {_type_name(output)}, which json.dumps cannot encode."
+        bad = output
+    else:
+        path, bad, kind = found
+        what = (f"run() returned a {_type_name(output)} whose {'key in' if kind == 'a key' else 'value at'} "
+                f"{path} is a {_type_name(bad)}, which json.dumps cannot encode"
+                + (" as a key (keys must be str, int, float, bool or None)." if kind == "a key" else "."))
+    fix = _FIXES.get(_type_name(bad)) or (".item()" if _type_name(bad).startswith("numpy.") else None)
     logger.error(
-        "run() returned a %s, which json.dumps cannot encode. Return plain lists, dicts, numbers and strings "
-        "(for numpy use .tolist()), or return an AMLResponse to send raw bytes.", type(output).__name__)
+        "%s %sReturn plain lists, dicts, numbers and strings, or return an AMLResponse to send raw bytes.",
+        what, f"Convert it with {fix}. " if fix else "")
 
 
 def warn_form_body(content_type):
