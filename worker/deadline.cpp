@@ -16,7 +16,13 @@ namespace {
 // Answers the client of the job run() is working on without waiting for run(); the Python thread keeps
 // the Job until run() returns, if ever, and its result is then dropped. `expected`, when given, must
 // still be the running job. False when there is nothing to answer (run() returned meanwhile).
-void answer_abandoned_job(Job* job, std::string_view message);
+void answer_abandoned_job(Job* job, std::string_view message, int status = 500, bool run_failed = true);
+
+}  // namespace
+
+void refuse_waiting_jobs(std::string_view why);
+
+namespace {
 
 bool answer_running_job(Job* expected, std::string_view message) {
   Job* job = nullptr;
@@ -31,7 +37,7 @@ bool answer_running_job(Job* expected, std::string_view message) {
 }
 
 // Answers a job whose client must not wait for, or get, run()'s result.
-void answer_abandoned_job(Job* job, std::string_view message) {
+void answer_abandoned_job(Job* job, std::string_view message, int status, bool run_failed) {
   Connection* c = job->connection;
   job->connection = nullptr;
   c->job = nullptr;
@@ -43,8 +49,8 @@ void answer_abandoned_job(Job* job, std::string_view message) {
     return;
   }
   const http::Request& r = job->request;
-  log_view_request(r, 500, ms_since(job->received_ns), http::json_message(message).size(), job->ids.request_id);
-  respond_message(c, r, 500, message, &job->ids, /*run_failed=*/true);
+  log_view_request(r, status, ms_since(job->received_ns), http::json_message(message).size(), job->ids.request_id);
+  respond_message(c, r, status, message, &job->ids, run_failed);
   stop_reading(c);
   flush(c);
 }
@@ -91,6 +97,7 @@ void on_deadline_tick(uv_timer_t* timer) {
   uint64_t limit = static_cast<uint64_t>(io->scoring_timeout_ms) * 1000000ull + kStuckGraceNs;
   if (!started || base::monotonic_ns() - started < limit || bridge::scoring_timeout_raised()) return;
   if (!answer_running_job(job, fmt::format("Scoring timeout after {} ms", io->scoring_timeout_ms))) return;
+  refuse_waiting_jobs("the request before it on this worker is stuck in native code past the scoring timeout");
   logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
                  fmt::format("run() is still running {} ms after the scoring timeout of {} ms (SCORING_TIMEOUT_MS): "
                              "it is stuck in native code, which the TimeoutError cannot interrupt. Its stack is "
@@ -107,6 +114,31 @@ void on_deadline_tick(uv_timer_t* timer) {
 
 }  // namespace
 
+// The Python thread will not come back for the jobs waiting for it (run() stuck in native code, or
+// past WORKER_TIMEOUT: the worker is killed soon): each is answered now with a 503 that says nothing of
+// it ran, rather than dropped with the worker. From then on, new requests to this worker get the same.
+void refuse_waiting_jobs(std::string_view why) {
+  if (io->python_unavailable.empty()) io->python_unavailable = why;
+  std::deque<Job*> waiting;
+  {
+    std::lock_guard<std::mutex> lock(io->queue->mutex);
+    waiting.swap(io->queue->pending);
+  }
+  waiting.insert(waiting.end(), io->for_python.begin(), io->for_python.end());
+  io->for_python.clear();
+  for (Job* job : waiting) {
+    --io->jobs_outstanding;
+    set_in_flight(io->metrics, static_cast<uint32_t>(io->jobs_outstanding));
+    if (job->connection)
+      answer_abandoned_job(job,
+                           fmt::format("This request did not run: {}. This worker is being replaced; send the "
+                                       "request again.",
+                                       why),
+                           503, /*run_failed=*/false);
+    release_job(job);
+  }
+}
+
 void watch_deadlines() {
   ++io->jobs_outstanding;
   set_in_flight(io->metrics, static_cast<uint32_t>(io->jobs_outstanding));
@@ -118,6 +150,7 @@ void watch_deadlines() {
 // kills this worker in a second. Answer the client while we can, and take no more connections.
 void on_timed_out(uv_signal_t*, int) {
   answer_running_job(nullptr, worker_timeout_message());
+  refuse_waiting_jobs("the request before it on this worker ran longer than WORKER_TIMEOUT");
   begin_drain();
 }
 
@@ -126,6 +159,7 @@ bool answer_if_timed_out(Job* job) {
   if (!job->connection || !declared || job->started_ns.load() != declared) return false;
   job->abandoned.store(true);
   answer_abandoned_job(job, worker_timeout_message());
+  refuse_waiting_jobs("the request before it on this worker ran longer than WORKER_TIMEOUT");
   begin_drain();
   return true;
 }

@@ -114,6 +114,8 @@ struct Io {
   long scoring_timeout_ms = 0;
   uint64_t worker_timeout_s = 0;  // WORKER_TIMEOUT, for the answer the arbiter's notice asks for
   bool exit_when_drained = false;
+  // Non-empty once the Python thread will not take another job (refuse_waiting_jobs): why, for the 503.
+  std::string python_unavailable;
   uv_timer_t sweep;  // expires connection waits (update_wait)
   JobQueue* queue = nullptr;
   Table* table = nullptr;
@@ -226,6 +228,10 @@ void on_timed_out(uv_signal_t*, int);
 // run() returned after the arbiter declared it past WORKER_TIMEOUT (the stack dump's signal can end a
 // blocking call): its client gets the timeout's answer instead. False for any other job.
 bool answer_if_timed_out(Job* job);
+// Gives a finished job back for reuse (or frees it).
+void release_job(Job* job);
+// Answers every job that waits for the Python thread with a 503 saying why it will not run.
+void refuse_waiting_jobs(std::string_view why);
 
 // ---- request.cpp -------------------------------------------------------------------------------------
 void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);

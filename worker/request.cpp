@@ -18,15 +18,6 @@ Job* acquire_job() {
   return job;
 }
 
-void release_job(Job* job) {
-  if (io->spare_jobs.size() >= kSpareJobs) {
-    delete job;
-    return;
-  }
-  job->reset();
-  io->spare_jobs.push_back(job);
-}
-
 void queue_for_python(Connection* c, http::Request& r, uint64_t received_ns, http::RequestIds&& ids) {
   Job* job = acquire_job();
   job->connection = c;
@@ -127,6 +118,15 @@ void write_chunk(Connection* c, const Job* job, std::string_view data) {
 
 }  // namespace
 
+void release_job(Job* job) {
+  if (io->spare_jobs.size() >= kSpareJobs) {
+    delete job;
+    return;
+  }
+  job->reset();
+  io->spare_jobs.push_back(job);
+}
+
 void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* c = reinterpret_cast<Connection*>(stream);
   if (nread < 0) {
@@ -200,6 +200,7 @@ void on_jobs_done(uv_async_t*) {
 // so a burst of requests costs the Python thread one wake-up, not one each.
 void on_poll_handled(uv_check_t*) {
   if (io->for_python.empty()) return;
+  if (!io->python_unavailable.empty()) return refuse_waiting_jobs(io->python_unavailable);
   io->queue->push(io->for_python);
   io->for_python.clear();
 }

@@ -157,6 +157,41 @@ def test_worker_timeout_stack_dump_is_one_block(server):
     assert not strays, "\n".join(block)
 
 
+def test_requests_behind_a_stuck_run_are_answered_at_once(server):
+    """Issue 13 (7): run() stuck in native code past the scoring timeout; the requests queued behind it
+    on the same worker get a 503 that says they did not run, at once, not an EOF when the worker dies."""
+    s = server.start(MISBEHAVES, env={"SCORING_TIMEOUT_MS": "500"})
+    results = {}
+
+    def send(name, body):
+        started = time.monotonic()
+        try:
+            results[name] = (score(s.port, body, timeout=10), time.monotonic() - started)
+        except Exception as e:  # noqa: BLE001
+            results[name] = (e, time.monotonic() - started)
+
+    stuck = threading.Thread(target=send, args=("stuck", "stuck:30"))
+    stuck.start()
+    time.sleep(0.2)
+    behind = [threading.Thread(target=send, args=(f"behind{i}", "x")) for i in range(2)]
+    for t in behind:
+        t.start()
+    for t in [stuck] + behind:
+        t.join(15)
+    r, took = results["stuck"]
+    assert r.status == 500 and r.json()["message"] == "Scoring timeout after 500 ms", r
+    for i in range(2):
+        r, took = results[f"behind{i}"]
+        assert not isinstance(r, Exception), (r, took, s.logs())
+        assert r.status == 503, r
+        assert r.json()["message"].startswith("This request did not run: the request before it on this worker is "
+                                              "stuck in native code past the scoring timeout."), r
+        assert r.one("connection") == "close", r
+        assert took < 2, (took, s.logs())
+    s.wait_ready(10)
+    assert score(s.port, "x").status == 200
+
+
 def test_init_is_not_subject_to_worker_timeout(server):
     script = "import time\n\ndef init():\n    time.sleep(3)\n\ndef run(data):\n    return 'ok'\n"
     s = server.start(script, env={"WORKER_TIMEOUT": "1"}, ready_timeout=10)
