@@ -30,6 +30,9 @@ struct Request {
   std::string target;  // the request-target exactly as sent: "/score?a=1"
   std::vector<Header> headers;
   std::string body;    // de-chunked
+  // Names of the header fields dropped because they contain an underscore ("X_Forwarded_For, A_B"):
+  // the worker logs them. Empty almost always.
+  std::string dropped_headers;
   int version_major = 1;
   int version_minor = 1;
   bool keep_alive = true;

@@ -3,6 +3,7 @@
 // writing their results, streamed or whole, when they come back.
 #include <fmt/format.h>
 
+#include "../log/log.h"
 #include "io_internal.h"
 
 namespace worker {
@@ -45,10 +46,22 @@ void queue_for_python(Connection* c, http::Request& r, uint64_t received_ns, htt
 }
 
 // Answers a parsed request or hands it to Python; true when the answer is already in c->out.
+// The parser dropped header fields whose names contain an underscore (http/parser.cpp says why); a
+// client that meant them should learn where they went. Rare: only then is anything formatted.
+void log_dropped_headers(const Connection* c, const http::Request& r) {
+  logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
+                 fmt::format("Dropped the request header(s) {} of {} {} from {}: a name with an underscore reads "
+                             "the same as its dashed form to WSGI (X_Forwarded_For and X-Forwarded-For are both "
+                             "HTTP_X_FORWARDED_FOR), so it could pass for a header a proxy checked. Spell header "
+                             "names with dashes.",
+                             r.dropped_headers, r.method, r.path(), c->peer));
+}
+
 bool handle_request(Connection* c) {
   http::Request& r = c->parser.request();
   uint64_t received_ns = base::monotonic_ns();
   c->had_request = true;
+  if (!r.dropped_headers.empty()) [[unlikely]] log_dropped_headers(c, r);
   if (c->metrics) {
     respond_metrics_listener(c, r);
     return true;

@@ -11,28 +11,27 @@ import time
 import pytest
 
 from bb_http import Conn
+from conftest import ServerFactory
 
 INTERNAL = {"message": "An unexpected internal error occurred. Check the logs for more info."}
 
 
 @pytest.fixture(scope="module")
-def body_srv(server):
-    return server.start("raw_body.py")
-
-
-@pytest.fixture(scope="module")
-def heads_srv(server):
-    return server.start("script_heads.py")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    # Module-scoped servers: each test reads the log after its own mark.
-    from conftest import ServerFactory
-
+def framing_servers(tmp_path_factory):
+    """Servers shared by this module's tests; each test reads the log after its own mark."""
     f = ServerFactory(lambda: str(tmp_path_factory.mktemp("framing")))
     yield f
     f.stop_all()
+
+
+@pytest.fixture(scope="module")
+def body_srv(framing_servers):
+    return framing_servers.start("raw_body.py")
+
+
+@pytest.fixture(scope="module")
+def heads_srv(framing_servers):
+    return framing_servers.start("script_heads.py")
 
 
 def chunked(body, size=3):
@@ -103,3 +102,50 @@ def test_no_content_length_that_the_client_did_not_send(body_srv):
     with Conn(body_srv.port) as c:
         d = c.request("POST", "/score?read=data", body=b"abcd").json()
     assert ["Content-Length", "4"] in d["headers"] and d["content_length"] == 4 and d["data"] == "abcd", d
+
+
+# ---- item 15: HTTP/1.0 with Transfer-Encoding ends the connection --------------------------------------
+
+def test_http10_with_transfer_encoding_is_answered_then_closed(body_srv):
+    with Conn(body_srv.port) as c:
+        c.send_raw(b"POST /score?read=data HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"abcdef"))
+        r = c.read_response()
+        assert r.status == 200 and r.one("connection") == "close", r
+        assert json.loads(r.body)["data"] == "abcdef", r
+        assert c.peer_closed(timeout=3)
+    with Conn(body_srv.port) as c:  # without Transfer-Encoding, HTTP/1.0 keep-alive is honoured
+        c.send_raw(b"POST /score?read=data HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nab")
+        r = c.read_response()
+        assert r.one("connection") == "keep-alive", r
+        assert not c.peer_closed(timeout=0.3)
+
+
+# ---- item 17: header names with underscores are dropped -------------------------------------------------
+
+def test_header_names_with_underscores_are_dropped(body_srv):
+    mark = body_srv.mark()
+    with Conn(body_srv.port) as c:
+        c.send_raw(b"POST /score?read=data HTTP/1.1\r\nHost: x\r\nX_Forwarded_For: 6.6.6.6\r\n"
+                   b"X-Forwarded-For: 1.2.3.4\r\nContent_Length: 1\r\nContent-Length: 3\r\n\r\nabc")
+        d = c.read_response().json()
+    # not merged into X-Forwarded-For, and Content_Length does not stand for Content-Length
+    assert ["X-Forwarded-For", "1.2.3.4"] in d["headers"] and "6.6.6.6" not in json.dumps(d), d
+    assert d["environ_content_length"] == "3" and d["data"] == "abc", d
+    body_srv.wait_for_log(r"I .* azmlinfsrv - Dropped the request header\(s\) X_Forwarded_For, Content_Length of POST "
+                          r"/score from 127\.0\.0\.1: a name with an underscore reads the same as its dashed form",
+                          since=mark)
+
+
+def test_dropped_headers_still_count_against_the_field_limit(server):  # conftest's: stopped after the test
+    srv = server.start("raw_body.py", args=["--limit_request_fields", "3"])
+    with Conn(srv.port) as c:
+        c.send_raw(b"GET /score HTTP/1.1\r\nHost: x\r\nA_1: 1\r\nA_2: 2\r\nA_3: 3\r\n\r\n")
+        assert c.read_response().status == 431
+
+
+def test_request_headers_parameter_lacks_underscored_names(server):
+    srv = server.start("def init():\n    pass\n\n\ndef run(data, request_headers):\n    return request_headers\n")
+    with Conn(srv.port) as c:
+        d = c.request("POST", "/score", headers=[("X_Trace", "u"), ("X-Trace", "d")], body=b"{}").json()
+    assert d.get("X-Trace") == "d", d
