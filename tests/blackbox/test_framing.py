@@ -104,6 +104,216 @@ def test_no_content_length_that_the_client_did_not_send(body_srv):
     assert ["Content-Length", "4"] in d["headers"] and d["content_length"] == 4 and d["data"] == "abcd", d
 
 
+# ---- item 9: a stream that yields nothing is still a chunked answer -------------------------------------
+
+def test_empty_stream_is_answered_chunked(heads_srv):
+    mark = heads_srv.mark()
+    with Conn(heads_srv.port) as c:
+        c.send_raw(b"GET /score?case=empty_stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        # the reference: Transfer-Encoding: chunked, no Content-Length, only the last chunk
+        assert r.status == 200 and r.one("transfer-encoding") == "chunked" and not r.has("content-length"), r
+        assert r.chunks == [] and r.body == b"", r
+        assert c.request("GET", "/score?case=empty").status == 200  # the connection is still in step
+    heads_srv.wait_for_log(r"azmlinfsrv - GET /score\?case=empty_stream 200 \d+\.\d{3}ms N/A$", since=mark)
+    heads_srv.wait_for_log(r'"GET /score\?case=empty_stream HTTP/1.1" 200 0 "-" "-"$', since=mark)
+
+
+# ---- item 10: the access log counts the body bytes sent -------------------------------------------------
+
+def access_count(srv, target_re, since, method="GET"):
+    m = srv.wait_for_log(rf'gunicorn\.access - .* "{method} {target_re} HTTP/1\.[01]" \d+ (\S+) ', since=since)
+    return m.group(1)
+
+
+def test_access_log_byte_counts(heads_srv):
+    # The reference (gunicorn's resp.sent): 0 for HEAD, OPTIONS and empty bodies, the body's bytes for a
+    # stream (not its chunk framing), never "-".
+    mark = heads_srv.mark()
+    with Conn(heads_srv.port) as c:
+        assert c.request("HEAD", "/").status == 200
+        assert c.request("OPTIONS", "/").status == 200
+        assert c.request("HEAD", "/score?case=empty").status == 200
+        assert c.request("GET", "/score?case=empty").status == 200
+        assert c.request("GET", "/score?case=stream").body == b"abcde"
+        assert c.request("HEAD", "/score?case=stream").status == 200
+        assert c.request("GET", "/score?case=status&arg=204").status == 204
+    assert access_count(heads_srv, "/", mark, "HEAD") == "0"
+    assert access_count(heads_srv, "/", mark, "OPTIONS") == "0"
+    assert access_count(heads_srv, r"/score\?case=empty", mark, "HEAD") == "0"
+    assert access_count(heads_srv, r"/score\?case=empty", mark) == "0"
+    assert access_count(heads_srv, r"/score\?case=stream", mark) == "5"
+    assert access_count(heads_srv, r"/score\?case=stream", mark, "HEAD") == "0"
+    assert access_count(heads_srv, r"/score\?case=status&arg=204", mark) == "0"
+    assert not re.search(r'gunicorn\.access - .*" \d+ - ', heads_srv.stdout()[mark:]), heads_srv.stdout()[mark:]
+
+
+def test_a_stream_over_http10_is_whole_and_logged(heads_srv):
+    # HTTP/1.0 has no chunks: the body is delimited by the close, which waits for the stream's end.
+    mark = heads_srv.mark()
+    with Conn(heads_srv.port) as c:
+        c.send_raw(b"GET /score?case=stream HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+        r = c.read_response()
+        assert r.one("connection") == "close" and not r.has("transfer-encoding") and r.body == b"abcde", r
+    assert access_count(heads_srv, r"/score\?case=stream", mark) == "5"
+
+
+def test_a_stream_that_breaks_is_cut_and_has_no_access_line(heads_srv):
+    # The reference logs the error and writes no access line for it.
+    mark = heads_srv.mark()
+    with Conn(heads_srv.port) as c:
+        c.send_raw(b"GET /score?case=stream_fails HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = c.read_response(head=True)
+        assert head.status == 200 and c.read_chunk(time.monotonic() + 5) == b"ab"
+        assert c.peer_closed(timeout=3)
+    heads_srv.wait_for_log(r"RuntimeError: the stream broke", since=mark)
+    with Conn(heads_srv.port) as c:
+        assert c.request("GET", "/score?case=empty").status == 200
+    access_count(heads_srv, r"/score\?case=empty", mark)
+    assert "case=stream_fails HTTP/1.1" not in heads_srv.stdout()[mark:], heads_srv.stdout()[mark:]
+
+
+# ---- item 12: 1xx, 204 and 304 have no body ----------------------------------------------------------
+
+def test_204_has_no_body_and_no_content_length(heads_srv):
+    with Conn(heads_srv.port) as c:
+        c.send_raw(b"GET /score?case=status&arg=204 HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        # the reference: no Content-Length, the Content-Type kept, nothing after the head
+        assert r.status == 204 and not r.has("content-length") and r.one("content-type") == "application/json", r
+        assert c.pending_bytes(0.3) == b""
+        assert c.request("GET", "/score?case=empty").status == 200  # the next answer is the next request's
+
+
+def test_304_has_no_body_and_no_entity_headers(heads_srv):
+    with Conn(heads_srv.port) as c:
+        c.send_raw(b"GET /score?case=status&arg=304 HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        # the reference (Werkzeug): no Content-Length, no Content-Type
+        assert r.status == 304 and not r.has("content-length") and not r.has("content-type"), r
+        assert c.pending_bytes(0.3) == b""
+        c.request("GET", "/score?case=ran")  # forget the generators earlier tests ran
+        c.send_raw(b"GET /score?case=status_stream&arg=304 HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 304 and r.one("etag") == "e1" and not r.has("transfer-encoding"), r
+        assert c.pending_bytes(0.3) == b""
+        assert c.request("GET", "/score?case=ran").json() == {"ran": []}  # its generator never ran
+
+
+@pytest.mark.parametrize("status", [100, 103])
+def test_1xx_has_no_body_and_ends_the_connection(heads_srv, status):
+    mark = heads_srv.mark()
+    with Conn(heads_srv.port) as c:
+        c.send_raw(f"GET /score?case=status&arg={status} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        r = c.read_response()
+        assert r.status == status and not r.has("content-length") and not r.has("transfer-encoding"), r
+        assert c.peer_closed(timeout=3), "an interim answer must not leave the client waiting for a final one"
+    if status == 100:
+        heads_srv.wait_for_log(r"W .* run\(\) returned a response with the interim status 100 \(1xx\): it has no body "
+                               r"and no final answer follows it, so the connection was closed", since=mark)
+
+
+# ---- item 13: run() cannot set the headers that frame the answer ---------------------------------------
+
+@pytest.mark.parametrize("name,value", [
+    ("Transfer-Encoding", "chunked"), ("Connection", "close"), ("Keep-Alive", "timeout=5"), ("Upgrade", "websocket"),
+    ("TE", "trailers"), ("Trailer", "X-A"), ("Proxy-Connection", "keep-alive"), ("Server", "mine"),
+    ("Date", "yesterday")])
+def test_framing_headers_from_run_are_dropped_and_said(heads_srv, name, value):
+    mark = heads_srv.mark()
+    with Conn(heads_srv.port) as c:
+        r = c.request("GET", f"/score?case=header&arg={name}={value}")
+        assert r.status == 200 and r.body == b"hello" and r.one("content-length") == "5", r
+        assert value not in r.all(name), r
+        assert len(r.all("server")) == 1 and len(r.all("date")) == 1, r
+        assert c.request("GET", "/score?case=empty").status == 200  # kept alive and in step
+    heads_srv.wait_for_log(rf"W .* run\(\) returned a response with the header '{re.escape(name)}: {re.escape(value)}', "
+                           r"which was not sent: the server writes the headers that frame the answer", since=mark)
+
+
+def test_a_framing_header_is_said_once_per_worker(heads_srv):
+    with Conn(heads_srv.port) as c:
+        for _ in range(3):
+            assert c.request("GET", "/score?case=header&arg=Keep-Alive=max=1").status == 200
+    assert heads_srv.count_log(r"header 'Keep-Alive: ") == 1
+
+
+def test_transfer_encoding_from_a_streamed_response_is_not_doubled(heads_srv):
+    with Conn(heads_srv.port) as c:
+        r = c.request("GET", "/score?case=header_stream&arg=Transfer-Encoding=chunked")
+        assert r.all("transfer-encoding") == ["chunked"] and r.chunks == [b"ab", b"cde"], r
+
+
+def test_a_content_length_that_disagrees_is_replaced_and_said(heads_srv):
+    mark = heads_srv.mark()
+    with Conn(heads_srv.port) as c:
+        for declared in ("3", "50", "abc"):
+            r = c.request("GET", f"/score?case=length_after&arg={declared}")
+            assert r.all("content-length") == ["5"] and r.body == b"hello", r
+        # a stream's is checked against what was sent, and the stream goes out chunked and whole
+        r = c.request("GET", "/score?case=header_stream&arg=Content-Length=3")
+        assert r.one("transfer-encoding") == "chunked" and not r.has("content-length") and r.body == b"abcde", r
+        assert c.request("GET", "/score?case=empty").status == 200
+    heads_srv.wait_for_log(r"W .* run\(\) returned a response with the header 'Content-Length: 3', which was not "
+                           r"sent: the body has 5 bytes", since=mark)
+
+
+def test_a_content_length_that_agrees_is_not_said(heads_srv):
+    mark = heads_srv.mark()
+    with Conn(heads_srv.port) as c:
+        assert c.request("GET", "/score?case=length_after&arg=5").body == b"hello"
+        assert c.request("GET", "/score?case=header_stream&arg=Content-Length=5").body == b"abcde"
+        assert c.request("GET", "/score?case=empty").status == 200
+    access_count(heads_srv, r"/score\?case=empty", mark)
+    assert "Content-Length: " not in heads_srv.stdout()[mark:]
+
+
+# ---- item 14: a status or reason that is no HTTP is the script's error ---------------------------------
+
+@pytest.mark.parametrize("case,arg,logged", [
+    ("status_text", "200 OK\r\nSet-Cookie: x", r'a response with the status text "OK\\r\\nSet-Cookie: x", which has a '
+                                              r"line break or another control character"),
+    ("status_text", "200 A\x01B", r'a response with the status text "A\\u0001B", which has a line break'),
+    ("status_int", "1000", r"a response with the status 1000, which is not an HTTP status code \(100-599\)"),
+    ("status_text", "abc", r"a response with the status 0, which is not an HTTP status code \(100-599\)"),
+    ("status_int", "99", r"a response with the status 99, which is not an HTTP status code"),
+    ("header", "X A=b", r'a response header named "X A", which is not an HTTP header name'),
+    ("header", "X:Y=z", r'a response header named "X:Y", which is not an HTTP header name'),
+    ("header", "X-A=a\x01b", r"the response header 'X-A' with a line break or another control character"),
+])
+def test_a_status_or_header_that_is_no_http_is_a_json_500(heads_srv, case, arg, logged):
+    from urllib.parse import quote
+
+    mark = heads_srv.mark()
+    with Conn(heads_srv.port) as c:
+        r = c.request("GET", f"/score?case={case}&arg={quote(arg)}")
+        assert r.status == 500 and r.reason == "INTERNAL SERVER ERROR" and r.json() == INTERNAL, r
+        assert r.one("x-ms-run-function-failed") == "False" and not r.has("set-cookie"), r
+        assert b"\x01" not in r.raw_head and b"Set-Cookie" not in r.raw_head, r.raw_head
+        assert c.request("GET", "/score?case=empty").status == 200  # the connection is still in step
+    heads_srv.wait_for_log(r"E .* azmlinfsrv - run\(\) returned " + logged + r".*the client got a 500 instead\. ",
+                           since=mark)
+
+
+def test_a_refused_stream_head_stops_the_stream(heads_srv):
+    with Conn(heads_srv.port) as c:
+        r = c.request("GET", "/score?case=header_stream&arg=X-A=a%01b")
+        assert r.status == 500 and r.json() == INTERNAL and not r.has("transfer-encoding"), r
+        assert c.request("GET", "/score?case=empty").status == 200 and c.pending_bytes(0.3) == b""
+
+
+def test_valid_statuses_and_texts_pass(heads_srv):
+    with Conn(heads_srv.port) as c:
+        r = c.request("GET", "/score?case=status_text&arg=299%20CUSTOM")
+        assert (r.status, r.reason, r.body) == (299, "CUSTOM", b"hello"), r
+        r = c.request("GET", "/score?case=status_text&arg=200%20A%09B")  # a tab is allowed in a reason
+        assert (r.status, r.reason) == (200, "A\tB"), r
+        r = c.request("GET", "/score?case=status_int&arg=599")
+        assert r.status == 599 and r.body == b"hello", r
+        r = c.request("GET", "/score?case=header&arg=X-A=%20%20padded%20%20")
+        assert b"\r\nX-A: padded\r\n" in r.raw_head + b"\r\n", r.raw_head  # gunicorn strips the blanks too
+
+
 # ---- item 15: HTTP/1.0 with Transfer-Encoding ends the connection --------------------------------------
 
 def test_http10_with_transfer_encoding_is_answered_then_closed(body_srv):
