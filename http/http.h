@@ -30,6 +30,9 @@ struct Request {
   std::string target;  // the request-target exactly as sent: "/score?a=1"
   std::vector<Header> headers;
   std::string body;    // de-chunked
+  // Names of the header fields dropped because they contain an underscore ("X_Forwarded_For, A_B"):
+  // the worker logs them. Empty almost always.
+  std::string dropped_headers;
   int version_major = 1;
   int version_minor = 1;
   bool keep_alive = true;
@@ -106,6 +109,20 @@ void add_header(std::string& out, std::string_view name, size_t value);
 void add_date_header(std::string& out);  // cached per second
 
 void end_head(std::string& out);
+
+// What a response head may carry that the server did not write itself (RFC 9110 5.1, 5.5; RFC 9112 4):
+// a header name is a token; a header value or a reason phrase has no control character but HTAB
+// (obs-text, bytes 0x80-0xff, is allowed). Anything else could break the head or start a new header.
+bool is_token(std::string_view s);
+bool is_field_text(std::string_view s);
+// A field value without the blanks around it (RFC 9110 5.5: OWS is not part of the value).
+std::string_view trim_ows(std::string_view s);
+// Headers that frame the message or manage the connection (hop-by-hop, RFC 9110 7.6.1; RFC 9112 6, 7),
+// and Server and Date: the server writes these itself for every answer, so one from an application is
+// never sent. Content-Length is not among them: its value is checked against the body instead.
+bool is_server_owned_header(std::string_view name);
+// The statuses whose answers never have a body (RFC 9110 15.2, 15.3.5, 15.4.5; RFC 9112 6.3).
+constexpr bool status_has_no_body(int status) { return status < 200 || status == 204 || status == 304; }
 // {"message": "<text>"} exactly as json.dumps({"message": text}) writes it.
 std::string json_message(std::string_view text);
 

@@ -25,6 +25,7 @@ struct Parser::State {
   bool ready = false;
   bool headers_done = false;  // later header callbacks are chunked trailers: counted, never stored
   bool saw_version = false;
+  size_t header_fields = 0;   // fields read, dropped ones included: the field limit counts them all
   size_t trailer_bytes = 0;
   size_t offset = 0;          // bytes of this request consumed before the current feed()
   // Obsolete line folding is invisible in llhttp's callbacks, so the head's raw bytes are scanned:
@@ -125,13 +126,14 @@ int on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* s = state_of(p);
   if (s->headers_done) return count_trailer(s, len);
   if (s->request.headers.empty() || s->in_header_value) {
-    if (s->request.headers.size() >= s->limits.max_header_count) {
+    if (s->header_fields >= s->limits.max_header_count) {
       s->fail(431, fmt::format("Too many request header fields (more than {}). Send fewer headers, or raise the "
                                "limit (--limit_request_fields).",
                                s->limits.max_header_count));
       return -1;
     }
     s->request.headers.emplace_back();
+    ++s->header_fields;
     s->in_header_value = false;
   }
   s->current_header().name.append(at, len);
@@ -163,6 +165,15 @@ int on_header_value_complete(llhttp_t* p) {
                              "Remove it.",
                              name.substr(0, 64)));
     return -1;
+  }
+  // CGI and WSGI spell X-Forwarded-For and X_Forwarded_For alike (HTTP_X_FORWARDED_FOR), so a name with
+  // an underscore can pass for, merge with or override the dashed header a proxy vetted (Content_Length
+  // for Content-Length). Dropped, as gunicorn 22+ does by default; it still counted against the limit.
+  if (name.find('_') != std::string::npos) {
+    Request& r = s->request;
+    if (!r.dropped_headers.empty()) r.dropped_headers += ", ";
+    r.dropped_headers += name;
+    r.headers.pop_back();
   }
   return 0;
 }
@@ -196,6 +207,9 @@ int on_headers_complete(llhttp_t* p) {
   }
   // We never switch protocols (Upgrade, CONNECT): answer, then close, since what follows is not HTTP/1.
   if (p->upgrade) r.keep_alive = false;
+  // HTTP/1.0 has no chunked coding: an intermediary of 1.0 may frame this body differently, so RFC 9112 6.1
+  // makes its framing faulty. The body is read as chunked and answered, then the connection is closed.
+  if ((p->flags & F_TRANSFER_ENCODING) && r.version_minor == 0) r.keep_alive = false;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s->limits.max_body) {
     s->fail(413, fmt::format("Request body is too large ({} > {} bytes). Send less, or raise the limit "
                              "(--limit_request_body).",
@@ -350,6 +364,7 @@ void Parser::next() {
   s.ready = false;
   s.headers_done = false;
   s.saw_version = false;
+  s.header_fields = 0;
   s.trailer_bytes = 0;
   s.offset = 0;
   s.head_scan = State::HeadScan::before_start;
@@ -361,9 +376,11 @@ void Request::clear() {
   target.clear();
   headers.clear();
   body.clear();
+  dropped_headers.clear();
   // An idle keep-alive connection keeps no large buffer from its last request (memory per connection).
   if (body.capacity() > kKeptCapacity) std::string().swap(body);
   if (target.capacity() > kKeptCapacity) std::string().swap(target);
+  if (dropped_headers.capacity() > kKeptCapacity) std::string().swap(dropped_headers);
   if (headers.capacity() > 32) std::vector<Header>().swap(headers);
   version_major = 1;
   version_minor = 1;

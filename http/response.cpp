@@ -153,6 +153,40 @@ void add_date_header(std::string& out) {
 
 void end_head(std::string& out) { out.append("\r\n", 2); }
 
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alnum && std::string_view("!#$%&'*+-.^_`|~").find(ch) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
+bool is_field_text(std::string_view s) {
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  }
+  return true;
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool is_server_owned_header(std::string_view name) {
+  // gunicorn's list (which the reference drops silently) and Trailer and Proxy-Connection besides.
+  static constexpr std::string_view kOwned[] = {
+      "connection", "keep-alive", "transfer-encoding", "te", "trailer", "trailers", "upgrade",
+      "proxy-connection", "proxy-authenticate", "proxy-authorization", "server", "date"};
+  for (std::string_view owned : kOwned)
+    if (iequals(name, owned)) return true;
+  return false;
+}
+
 std::string json_message(std::string_view text) {
   std::string out = "{\"message\": \"";
   base::append_json_string(out, text, base::JsonText::ensure_ascii);

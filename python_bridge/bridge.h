@@ -48,7 +48,9 @@ struct ScoreRequest {
 struct ScoreResponse {
   int status = 200;
   std::string reason;  // empty: the standard phrase for status
-  std::vector<std::pair<std::string, std::string>> headers;  // wire order; Content-Length is the caller's
+  // Wire order, as the script set them; the caller frames the body and checks them (a Content-Length
+  // among them is the script's, to compare with the body).
+  std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   // Non-empty: the request failed; the body is {"message": error_message} as JSON, with
   // x-ms-run-function-failed from run_function_failed, and headers/body above are unused.
@@ -60,6 +62,9 @@ struct ScoreResponse {
   // at once is a 500 before anything is sent) and next_chunk() yields the rest. The stream holds a
   // Python iterator until end_stream().
   void* stream = nullptr;
+  // The body is streamed (an iterator, not bytes), so it goes out chunked, as the reference sends it,
+  // even when it turns out empty: then `body` is empty and `stream` is already null.
+  bool streamed = false;
 
   // As new, for the next request (the stream must have ended); a small body keeps its capacity.
   void clear() {
@@ -73,6 +78,7 @@ struct ScoreResponse {
     has_exec_ms = false;
     exec_ms = 0;
     stream = nullptr;
+    streamed = false;
   }
 };
 

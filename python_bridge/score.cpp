@@ -39,6 +39,7 @@ class Ref {
 
 void set_json_message(ScoreResponse& r, int status, std::string message, bool run_failed) {
   r.status = status;
+  r.streamed = false;
   r.headers.clear();
   r.body.clear();
   r.error_message = std::move(message);
@@ -263,6 +264,7 @@ void take_response_object(PyObject* output, ScoreResponse& resp) {
   if (chunks != Py_None) {
     Py_INCREF(chunks);
     resp.stream = chunks;
+    resp.streamed = true;
     return;
   }
   resp.body.assign(PyBytes_AS_STRING(body), static_cast<size_t>(PyBytes_GET_SIZE(body)));
@@ -351,7 +353,8 @@ void close_stream(PyObject* iterator) {
 
 // Takes the first chunk before anything is sent, as gunicorn does by sending the head with the first
 // body bytes: a body that fails at once (a generator raising, an AMLResponse of an int) still gets a
-// proper JSON 500, and an empty one a plain empty response.
+// proper JSON 500. An empty one stays a stream (`streamed`, no iterator left): the reference answers it
+// chunked, with only the last chunk.
 void prime_stream(ScoreResponse& resp) {
   auto* stream = static_cast<PyObject*>(resp.stream);
   bool failed = false;
@@ -375,8 +378,8 @@ void score(const ScoreRequest& req, ScoreResponse& resp) {
   resp.body.clear();
   resp.error_message.clear();
   resp.has_exec_ms = false;
-
   resp.stream = nullptr;
+  resp.streamed = false;
   if (e.logging_module) {
     Ref id(req.request_id.empty() ? Py_NewRef(Py_None) : text_of(req.request_id));
     if (!id || PyObject_SetAttrString(e.logging_module, "current_request_id", id.get()) < 0) PyErr_Clear();

@@ -92,6 +92,10 @@ struct Connection {
   explicit Connection(const http::Limits& limits) : parser(limits) {}
 };
 
+// A streamed answer is still being written: a connection that is to close after its answer (HTTP/1.0, a
+// drain) closes after the stream's end, not after the chunk that happens to be flushed first.
+inline bool stream_open(const Connection* c) { return c->job && c->job->stream_open; }
+
 struct Io {
   uv_loop_t loop;
   std::vector<uv_tcp_t*> listeners;
@@ -141,6 +145,10 @@ struct Io {
   std::vector<Job*> spare_jobs;    // answered jobs kept for reuse (request.cpp)
   std::vector<Completion> done;    // on_jobs_done's batch; kept to keep its capacity
   std::string log_scratch;  // a request line's message while it is built
+  // Response headers of run()'s that were dropped and said so: each is logged once per worker, since a
+  // script sets the same ones on every answer. Bounded by the names dropped (http::is_server_owned_header).
+  std::vector<std::string> warned_headers;
+  bool warned_interim_status = false;
   base::SecondStamp access_log_time{"%d/%b/%Y:%H:%M:%S +0000"};  // gunicorn's access-log time
   char read_buffer[64 * 1024];
 };
@@ -197,7 +205,15 @@ void start_response(Connection* c, const http::Request& r, int status, std::stri
                     std::string_view content_type = {}, std::optional<size_t> content_length = {});
 void add_request_headers(Connection* c, const http::Request& r, const http::RequestIds& ids);
 void end_response(Connection* c, const http::Request& r, std::string_view body);
+// Every answer to a request that was read completely: counted and timed (count_answer_of), then its
+// access line (log_access) with the body bytes sent. note_answer does both; a streamed answer is counted
+// at its head and logged at its end.
+void count_answer_of(Connection* c, int status);
+void log_access(Connection* c, const http::Request& r, int status, uint64_t body_sent, std::string_view request_id);
 void note_answer(Connection* c, const http::Request& r, int status, size_t body_sent, std::string_view request_id);
+// A streamed answer ended with all its chunks sent: its access line, and the script's Content-Length
+// checked against what was sent.
+void end_streamed_answer(Connection* c, Job* job);
 void log_view_request(const http::Request& r, int status, double ms, std::optional<size_t> length,
                       std::string_view request_id);
 double ms_since(uint64_t start_ns);

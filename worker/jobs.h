@@ -28,6 +28,12 @@ struct Job {
   double handled_ms = 0;  // time in the Python thread, for the request log line
   std::string remote_addr;
   int server_port = 0;
+  // A streamed answer, on the I/O thread: the head promised a body that the chunks and the end complete
+  // (its access line waits for the end, as gunicorn writes it after the last byte), the body bytes sent
+  // so far, and the Content-Length the script set, to compare with them at the end.
+  bool stream_open = false;
+  uint64_t body_sent = 0;
+  std::string script_content_length;
   // Set by the I/O thread when the client is gone: a streaming Python thread stops iterating.
   std::atomic<bool> cancelled{false};
   // For answering without the Python thread (a native crash, a run() stuck past its deadline):
@@ -46,6 +52,9 @@ struct Job {
     handled_ms = 0;
     remote_addr.clear();
     server_port = 0;
+    stream_open = false;
+    body_sent = 0;
+    script_content_length.clear();
     cancelled.store(false);
     fd = -1;
     started_ns.store(0);

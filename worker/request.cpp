@@ -3,6 +3,7 @@
 // writing their results, streamed or whole, when they come back.
 #include <fmt/format.h>
 
+#include "../log/log.h"
 #include "io_internal.h"
 
 namespace worker {
@@ -36,10 +37,22 @@ void queue_for_python(Connection* c, http::Request& r, uint64_t received_ns, htt
 }
 
 // Answers a parsed request or hands it to Python; true when the answer is already in c->out.
+// The parser dropped header fields whose names contain an underscore (http/parser.cpp says why); a
+// client that meant them should learn where they went. Rare: only then is anything formatted.
+void log_dropped_headers(const Connection* c, const http::Request& r) {
+  logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
+                 fmt::format("Dropped the request header(s) {} of {} {} from {}: a name with an underscore reads "
+                             "the same as its dashed form to WSGI (X_Forwarded_For and X-Forwarded-For are both "
+                             "HTTP_X_FORWARDED_FOR), so it could pass for a header a proxy checked. Spell header "
+                             "names with dashes.",
+                             r.dropped_headers, r.method, r.path(), c->peer));
+}
+
 bool handle_request(Connection* c) {
   http::Request& r = c->parser.request();
   uint64_t received_ns = base::monotonic_ns();
   c->had_request = true;
+  if (!r.dropped_headers.empty()) [[unlikely]] log_dropped_headers(c, r);
   if (c->metrics) {
     respond_metrics_listener(c, r);
     return true;
@@ -100,7 +113,11 @@ void finish_job(Connection* c, Job* job) {
   }
   c->parser.next();
   flush(c);
-  if (c->close_after_write) return;
+  if (c->close_after_write) {
+    // A stream's end may leave nothing to flush (HTTP/1.0: no last chunk) while its close waited for it.
+    if (c->pending_writes == 0) linger(c);
+    return;
+  }
   std::string rest;
   rest.swap(c->leftover);
   process_input(c, rest.data(), rest.size());
@@ -108,11 +125,14 @@ void finish_job(Connection* c, Job* job) {
   if (!c->closing) update_wait(c, false);
 }
 
-void write_chunk(Connection* c, const Job* job, std::string_view data) {
-  if (c->closing || job->request.method == "HEAD") return;
+void write_chunk(Connection* c, Job* job, std::string_view data) {
+  // Not after a head that sent no stream (a refused one, a HEAD answer); and never an empty chunk,
+  // which would end the body.
+  if (c->closing || !job->stream_open || data.empty()) return;
   if (chunked(job->request)) fmt::format_to(std::back_inserter(c->out), "{:x}\r\n", data.size());
   c->out.append(data);
   if (chunked(job->request)) c->out.append("\r\n");
+  job->body_sent += data.size();
   flush(c);
 }
 
@@ -156,7 +176,7 @@ void on_jobs_done(uv_async_t*) {
   }
   for (Completion& event : done) {
     Job* job = event.job;
-    bool streamed = job->response.stream != nullptr;
+    bool streamed = job->response.streamed;
     bool last_event = event.kind == Completion::Kind::end || event.kind == Completion::Kind::abort ||
                       (event.kind == Completion::Kind::response && !streamed);
     if (last_event) {
@@ -182,10 +202,15 @@ void on_jobs_done(uv_async_t*) {
         write_chunk(c, job, event.data);
         break;
       case Completion::Kind::end:
-        if (!c->closing && job->request.method != "HEAD" && chunked(job->request)) c->out.append("0\r\n\r\n");
+        if (!c->closing && job->stream_open) {
+          if (chunked(job->request)) c->out.append("0\r\n\r\n");
+          end_streamed_answer(c, job);
+        }
         finish_job(c, job);
         break;
-      case Completion::Kind::abort:  // the body broke after the head went out: only cutting tells the client
+      // The body broke after the head went out: only cutting tells the client. No access line, as gunicorn
+      // writes none for a body that failed (nor for a client that left).
+      case Completion::Kind::abort:
         c->out.clear();
         c->close_after_write = true;
         c->closing = true;

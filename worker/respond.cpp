@@ -1,5 +1,7 @@
 // Answers to requests: the head every answer starts with, the headers the reference adds after each
 // view, the request and access log lines, the JSON message answers and the scored answer.
+#include <charconv>
+
 #include <fmt/compile.h>
 #include <fmt/format.h>
 
@@ -10,10 +12,90 @@ namespace worker {
 
 namespace {
 
-bool header_is_safe(std::string_view s) {
-  for (char ch : s)
-    if (ch == '\r' || ch == '\n' || ch == '\0') return false;
+constexpr std::string_view kInternalError = "An unexpected internal error occurred. Check the logs for more info.";
+
+// A script's text in a log line: JSON-escaped (a control character shows as \r, \u0000) and cut short.
+std::string shown(std::string_view s) {
+  std::string out;
+  base::append_json_string(out, s.substr(0, 200), base::JsonText::ensure_ascii);
+  if (s.size() > 200) out += "...";
+  return out;
+}
+
+// The head of run()'s response cannot be sent as it is: the problem is logged, and the client gets the
+// JSON 500 of an internal error instead. False, for the caller to return.
+bool refuse_script_head(bridge::ScoreResponse& resp, const std::string& problem) {
+  logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv", problem);
+  resp.status = 500;
+  resp.error_message = kInternalError;
+  resp.run_function_failed = false;
+  resp.has_exec_ms = false;
+  return false;
+}
+
+// run()'s status, status text and header fields go into the head as they are, so each must be what an
+// HTTP head can carry: otherwise a value could end the head early or add a header of its own (response
+// splitting), or a status line no client reads would go out. False after refusing the head.
+bool check_script_head(bridge::ScoreResponse& resp) {
+  if (resp.status < 100 || resp.status > 599)
+    return refuse_script_head(
+        resp, fmt::format("run() returned a response with the status {}, which is not an HTTP status code (100-599); "
+                          "the client got a 500 instead. Return a status code from 100 to 599 "
+                          "(AMLResponse(message, status_code), flask.Response(status=...)).",
+                          resp.status));
+  if (!http::is_field_text(resp.reason))
+    return refuse_script_head(
+        resp, fmt::format("run() returned a response with the status text \"{}\", which has a line break or another "
+                          "control character; the client got a 500 instead. Give the status code alone (200), or "
+                          "a status text of printable characters (\"299 CUSTOM\").",
+                          shown(resp.reason)));
+  for (const auto& [name, value] : resp.headers) {
+    if (!http::is_token(name))
+      return refuse_script_head(
+          resp, fmt::format("run() returned a response header named \"{}\", which is not an HTTP header name "
+                            "(letters, digits and !#$%&'*+-.^_`|~ only: no spaces, colons, line breaks or other "
+                            "control characters); the client got a 500 instead. Rename the header.",
+                            shown(name)));
+    if (!http::is_field_text(value))
+      return refuse_script_head(
+          resp, fmt::format("run() returned the response header '{}' with a line break or another control character "
+                            "(CR, LF, NUL, ...) in its value \"{}\"; the client got a 500 instead. Remove control "
+                            "characters from header values.",
+                            name, shown(value)));
+  }
   return true;
+}
+
+// A header of run()'s response the server owns (http::is_server_owned_header) or a Content-Length that
+// disagrees with the body: not sent, and said once per worker for each name, since a script sets the same
+// headers on every answer.
+void warn_dropped_header(std::string_view name, std::string_view value, std::string_view why) {
+  for (const std::string& warned : io->warned_headers)
+    if (http::iequals(warned, name)) return;
+  io->warned_headers.emplace_back(name);
+  logline::write(logline::Stream::out, logline::Level::warning, "azmlinfsrv",
+                 fmt::format("run() returned a response with the header '{}: {}', which was not sent: {} Remove it "
+                             "from the response's headers. (Said once per worker for each header name.)",
+                             name, shown(value), why));
+}
+
+constexpr std::string_view kOwnedHeaderWhy =
+    "the server writes the headers that frame the answer and manage the connection (Content-Length, "
+    "Transfer-Encoding, Connection, Keep-Alive, TE, Trailer, Upgrade, Proxy-*), and Server and Date, itself.";
+
+// The script's Content-Length against the body's length: equal, it is the one the server writes anyway.
+bool states_length(std::string_view declared, uint64_t length) {
+  declared = http::trim_ows(declared);
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(declared.data(), declared.data() + declared.size(), value);
+  return ec == std::errc() && end == declared.data() + declared.size() && !declared.empty() && value == length;
+}
+
+void warn_content_length(std::string_view declared, uint64_t length) {
+  warn_dropped_header("Content-Length", declared,
+                      fmt::format("the body has {} bytes; the server writes the Content-Length (or sends a streamed "
+                                  "body chunked) itself, so the client reads the whole body.",
+                                  length));
 }
 
 }  // namespace
@@ -50,24 +132,35 @@ void end_response(Connection* c, const http::Request& r, std::string_view body) 
   if (r.method != "HEAD") c->out.append(body);
 }
 
-// Every answer to a request that was read completely ends here: its count and duration, then the
-// access log line.
-void note_answer(Connection* c, const http::Request& r, int status, size_t body_sent, std::string_view request_id) {
+void count_answer_of(Connection* c, int status) {
   count_answer(io->metrics, c->route, status);
   observe_request_duration(io->metrics, c->route, base::monotonic_ns() - c->received_ns);
+}
+
+// gunicorn's access line; the byte count is the body bytes sent (0 for HEAD and empty bodies, a streamed
+// body's sum), as gunicorn's resp.sent.
+void log_access(Connection* c, const http::Request& r, int status, uint64_t body_sent, std::string_view request_id) {
   // The reference's access log drops exactly the records containing "GET / HTTP/1.1".
   if (r.method == "GET" && r.target == "/" && r.version_major == 1 && r.version_minor == 1) return;
   const std::string* agent = r.find_header("user-agent");
   const std::string* referer = r.find_header("referer");
   std::string& line = io->log_scratch;
   line.clear();
-  fmt::format_to(std::back_inserter(line), FMT_COMPILE("{} - - [{}] \"{} {} HTTP/{}.{}\" {} "), c->peer,
-                 io->access_log_time.now(), r.method, r.target, r.version_major, r.version_minor, status);
-  if (body_sent) fmt::format_to(std::back_inserter(line), FMT_COMPILE("{}"), body_sent);
-  else line += '-';
-  fmt::format_to(std::back_inserter(line), FMT_COMPILE(" \"{}\" \"{}\""), referer ? *referer : "-",
-                 agent ? *agent : "-");
+  fmt::format_to(std::back_inserter(line), FMT_COMPILE("{} - - [{}] \"{} {} HTTP/{}.{}\" {} {} \"{}\" \"{}\""),
+                 c->peer, io->access_log_time.now(), r.method, r.target, r.version_major, r.version_minor, status,
+                 body_sent, referer ? *referer : "-", agent ? *agent : "-");
   logline::write(logline::Stream::out, logline::Level::info, "gunicorn.access", line, request_id);
+}
+
+void note_answer(Connection* c, const http::Request& r, int status, size_t body_sent, std::string_view request_id) {
+  count_answer_of(c, status);
+  log_access(c, r, status, body_sent, request_id);
+}
+
+void end_streamed_answer(Connection* c, Job* job) {
+  if (!job->script_content_length.empty() && !states_length(job->script_content_length, job->body_sent))
+    warn_content_length(job->script_content_length, job->body_sent);
+  log_access(c, job->request, job->response.status, job->body_sent, job->ids.request_id);
 }
 
 // The azmlinfsrv line for requests that reached the score or swagger view (docs/behaviour.md 6.3).
@@ -97,46 +190,77 @@ void respond_message(Connection* c, const http::Request& r, int status, std::str
 void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
   const http::Request& r = job->request;
   bridge::ScoreResponse& resp = job->response;
-  for (const auto& [name, value] : resp.headers) {
-    if (!header_is_safe(name) || !header_is_safe(value)) {
-      resp.status = 500;
-      std::string shown;
-      base::append_json_string(shown, name, base::JsonText::ensure_ascii);
-      logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
-                     fmt::format("run() returned a response header with CR, LF or NUL in it (\"{}\"); it was not "
-                                 "sent. Remove line breaks from header names and values.",
-                                 shown));
-      resp.error_message = "An unexpected internal error occurred. Check the logs for more info.";
-      resp.run_function_failed = false;
-      resp.has_exec_ms = false;
-      break;
+  if (resp.error_message.empty()) check_script_head(resp);
+  bool failed = !resp.error_message.empty();  // a JSON error: run() failed, or its head was refused
+  // A streamed body goes out chunked (HTTP/1.0: delimited by the close); a 1xx, 204 or 304 has none.
+  bool bodyless = !failed && http::status_has_no_body(resp.status);
+  bool streamed = !failed && !bodyless && resp.streamed;
+  // The generator of a stream whose body is not sent need not run (a refused head, a HEAD request).
+  if (resp.streamed && (!streamed || r.method == "HEAD")) job->cancelled.store(true);
+  job->stream_open = streamed && r.method != "HEAD";
+  if (streamed && !chunked(r)) c->close_after_write = true;
+  if (bodyless && resp.status < 200) {
+    // An interim status is not an answer: the client would wait on for the final one. No body, and the
+    // connection ends after the head.
+    c->close_after_write = true;
+    if (!io->warned_interim_status) {
+      io->warned_interim_status = true;
+      logline::write(logline::Stream::out, logline::Level::warning, "azmlinfsrv",
+                     fmt::format("run() returned a response with the interim status {} (1xx): it has no body and "
+                                 "no final answer follows it, so the connection was closed after its head. Return a "
+                                 "final status (200-599). (Said once per worker.)",
+                                 resp.status));
     }
   }
   std::string error_body;
-  if (!resp.error_message.empty()) error_body = http::json_message(resp.error_message);
-  const std::string& body = resp.error_message.empty() ? resp.body : error_body;
-  std::string_view reason = resp.reason.empty() || !resp.error_message.empty()
-                                ? http::reason_phrase_upper(resp.status)
-                                : std::string_view(resp.reason);
-  if (!resp.error_message.empty()) {
+  if (failed) error_body = http::json_message(resp.error_message);
+  const std::string& body = failed ? error_body : resp.body;
+  std::string_view reason =
+      resp.reason.empty() || failed ? http::reason_phrase_upper(resp.status) : std::string_view(resp.reason);
+  if (failed) {
     start_response(c, r, resp.status, reason, "application/json", body.size());
     http::add_header(c->out, "x-ms-run-function-failed", resp.run_function_failed ? "True" : "False");
   } else {
     start_response(c, r, resp.status, reason);
+    // gunicorn writes Transfer-Encoding with its own headers, before the application's.
+    if (streamed && chunked(r)) http::add_header(c->out, "Transfer-Encoding", "chunked");
     size_t i = 0;
     // The script's own Content-Type goes first, spelled as the script spelled it.
     if (!resp.headers.empty() && http::iequals(resp.headers[0].first, "content-type")) {
-      http::add_header(c->out, resp.headers[0].first, resp.headers[0].second);
+      http::add_header(c->out, resp.headers[0].first, http::trim_ows(resp.headers[0].second));
       i = 1;
     }
-    if (!resp.stream) http::add_header(c->out, "Content-Length", body.size());
-    else if (chunked(r)) http::add_header(c->out, "Transfer-Encoding", "chunked");
-    else c->close_after_write = true;  // HTTP/1.0: the end of the body is the end of the connection
+    // Ours takes the place of the script's (a Response of bytes has one, where Werkzeug put it); a JSON
+    // result has none: then it follows Content-Type.
+    bool length_written = streamed || bodyless;
+    if (!length_written) {
+      bool script_has_length = false;
+      for (size_t k = i; k < resp.headers.size() && !script_has_length; ++k)
+        script_has_length = http::iequals(resp.headers[k].first, "content-length");
+      if (!script_has_length) {
+        http::add_header(c->out, "Content-Length", body.size());
+        length_written = true;
+      }
+    }
     for (; i < resp.headers.size(); ++i) {
+      const auto& [name, value] = resp.headers[i];
       // Ours replace the script's: x-request-id is set, not added, and x-ms-server-version appears once.
-      if (http::iequals(resp.headers[i].first, "x-request-id") && !ids.request_id.empty()) continue;
-      if (http::iequals(resp.headers[i].first, "x-ms-server-version") && !io->server_version.empty()) continue;
-      http::add_header(c->out, resp.headers[i].first, resp.headers[i].second);
+      if (http::iequals(name, "x-request-id") && !ids.request_id.empty()) continue;
+      if (http::iequals(name, "x-ms-server-version") && !io->server_version.empty()) continue;
+      if (http::iequals(name, "content-length")) {
+        if (streamed) job->script_content_length = value;  // checked against the bytes sent, at the end
+        if (streamed || bodyless || length_written) continue;
+        if (!states_length(value, body.size())) warn_content_length(value, body.size());
+        http::add_header(c->out, "Content-Length", body.size());
+        length_written = true;
+        continue;
+      }
+      if (http::is_server_owned_header(name)) {
+        warn_dropped_header(name, value, kOwnedHeaderWhy);
+        continue;
+      }
+      // gunicorn strips a value's surrounding blanks (RFC 9110 5.5).
+      http::add_header(c->out, name, http::trim_ows(value));
     }
   }
   if (resp.has_exec_ms) {
@@ -145,11 +269,12 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
     http::add_header(c->out, "x-ms-run-fn-exec-ms", std::string_view(ms, static_cast<size_t>(end - ms)));
   }
   add_request_headers(c, r, ids);
-  end_response(c, r, resp.stream ? std::string_view{} : std::string_view(body));  // chunks follow
+  end_response(c, r, streamed || bodyless ? std::string_view{} : std::string_view(body));  // chunks follow
   // The reference logs the view's line before the response goes out, the access line after.
-  log_view_request(r, resp.status, job->handled_ms, resp.stream ? std::optional<size_t>() : body.size(),
-                   ids.request_id);
-  note_answer(c, r, resp.status, r.method == "HEAD" || resp.stream ? 0 : body.size(), ids.request_id);
+  log_view_request(r, resp.status, job->handled_ms,
+                   resp.streamed && !failed ? std::optional<size_t>() : body.size(), ids.request_id);
+  if (job->stream_open) count_answer_of(c, resp.status);  // the access line comes with the stream's end
+  else note_answer(c, r, resp.status, r.method == "HEAD" || streamed || bodyless ? 0 : body.size(), ids.request_id);
 }
 
 }  // namespace worker

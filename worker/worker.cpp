@@ -63,12 +63,13 @@ void run_job(Slot& slot, JobQueue& queue, Job* job) {
   slot.run_started_ns.store(0, std::memory_order_relaxed);
   slot.requests_served.fetch_add(1, std::memory_order_relaxed);
   job->handled_ms = static_cast<double>(base::monotonic_ns() - started) / 1e6;
-  if (!job->response.stream) {
+  if (!job->response.streamed) {
     queue.complete(job, Completion::Kind::response, {}, true);
     return;
   }
   // Streaming: the head goes out now, each item as it is produced, outside the scoring timeout
-  // (docs/behaviour.md 4.9). The job's response is not touched by the I/O thread after the head.
+  // (docs/behaviour.md 4.9). The job's response is not touched by this thread after the head. An empty
+  // stream has no iterator left (next_chunk says so at once): the head, then the end.
   bridge::ScoreResponse& response = job->response;
   void* stream = response.stream;
   queue.complete(job, Completion::Kind::response, {}, true);

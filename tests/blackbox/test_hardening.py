@@ -504,4 +504,6 @@ def test_script_response_headers_never_split_the_response(srv, case):
         r2 = c.request("POST", "/score", body="ok")
         assert r2.status == 200 and r2.json() == "fine", r2
     if case == "flask-nul":  # werkzeug lets NUL through; our check catches it and says so
-        srv.wait_for_log(r"run\(\) returned a response header with CR, LF or NUL", timeout=3)
+        srv.wait_for_log(r"run\(\) returned the response header 'X-Bad' with a line break or another control "
+                         r"character \(CR, LF, NUL, \.\.\.\) in its value \"a\\u0000b\"; the client got a 500 instead",
+                         timeout=3)

@@ -20,9 +20,26 @@ def test_the_environ_has_the_wsgi_keys():
     env = make_environ("POST", "/sc%6Fre?a=1", HEADERS, BODY, "10.0.0.1", 5001, "HTTP/1.1")
     assert env["PATH_INFO"] == "/score" and env["QUERY_STRING"] == "a=1"
     assert env["REMOTE_ADDR"] == "10.0.0.1" and env["SERVER_PORT"] == "5001" and env["SCRIPT_NAME"] == ""
-    assert env["CONTENT_TYPE"] == "application/json; charset=utf-8" and env["CONTENT_LENGTH"] == str(len(BODY))
+    assert env["CONTENT_TYPE"] == "application/json; charset=utf-8"
     assert env["HTTP_X_MULTI"] == "a,b" and env["wsgi.url_scheme"] == "http"
     assert env["wsgi.input"].read() == BODY
+
+
+def test_content_length_only_when_sent():
+    # As gunicorn's environ: a chunked upload or a GET has none, and the whole body stays readable.
+    env = make_environ("POST", "/score", [("Transfer-Encoding", "chunked")], BODY, "10.0.0.1", 5001, "HTTP/1.1")
+    assert "CONTENT_LENGTH" not in env and env["wsgi.input_terminated"] is True
+    assert StandInRequest(env, BODY).content_length is None
+    env = make_environ("POST", "/score", [("Content-Length", str(len(BODY)))], BODY, "10.0.0.1", 5001, "HTTP/1.1")
+    assert env["CONTENT_LENGTH"] == str(len(BODY)) and StandInRequest(env, BODY).content_length == len(BODY)
+
+
+def test_with_flask_a_chunked_body_is_read():
+    pytest.importorskip("flask")
+    r = make_request("POST", "/score", [("Transfer-Encoding", "chunked"), ("Content-Type", "application/json")],
+                     b'{"a": 1}', "10.0.0.1", 5001, "HTTP/1.1")
+    assert r.content_length is None and r.get_data() == b'{"a": 1}' and r.json == {"a": 1}
+    assert "Content-Length" not in r.headers
 
 
 def test_stand_in_surface():

@@ -103,6 +103,7 @@ TEST_CASE("None is {}; a Response object passes through with its status and head
 TEST_CASE("a generator body is streamed chunk by chunk") {
   auto r = score("POST", "stream");
   REQUIRE(r.stream != nullptr);
+  CHECK(r.streamed);
   CHECK(r.body == "a");  // the first chunk is taken before anything is sent
   std::string chunk, all = r.body;
   bool failed = false;
@@ -120,9 +121,39 @@ TEST_CASE("a generator body is streamed chunk by chunk") {
 TEST_CASE("a body that fails before its first chunk is a JSON 500, not a cut stream") {
   auto r = score("POST", "stream_fails");
   CHECK(r.stream == nullptr);
+  CHECK_FALSE(r.streamed);
   CHECK(r.status == 500);
   CHECK(r.error_message == "An unexpected internal error occurred. Check the logs for more info.");
   CHECK_FALSE(r.run_function_failed);
+}
+
+TEST_CASE("an empty stream stays a stream, with nothing left to pull (the reference answers it chunked)") {
+  auto r = score("POST", "stream_empty");
+  CHECK(r.streamed);
+  CHECK(r.stream == nullptr);
+  CHECK(r.status == 200);
+  CHECK(r.body.empty());
+  std::string chunk;
+  bool failed = false;
+  CHECK_FALSE(bridge::next_chunk(r, chunk, &failed));
+  CHECK_FALSE(failed);
+}
+
+TEST_CASE("a 204 or 304 Response loses the headers Werkzeug removes; its generator is closed, never iterated") {
+  auto r = score("POST", "no_content");
+  CHECK(r.status == 204);
+  CHECK_FALSE(r.streamed);
+  CHECK(r.body == "{}");  // for the request's log line; the I/O thread sends no body with a 204
+  CHECK(header(r, "Content-Length") == "<absent>");
+  CHECK(header(r, "Content-Type") == "application/json");
+  auto n = score("POST", "not_modified");
+  CHECK(n.status == 304);
+  CHECK(n.streamed);  // "N/A" in the log line, as the reference's; nothing to pull
+  CHECK(n.stream == nullptr);
+  CHECK(n.body.empty());
+  CHECK(header(n, "Content-Type") == "<absent>");
+  CHECK(header(n, "ETag") == "e");
+  CHECK(score("POST", "generator_state").body == R"({"echo": "", "type": "str"})");
 }
 
 TEST_CASE("the native encoder writes json.dumps's bytes itself, and declines what json.dumps must decide") {
@@ -189,6 +220,7 @@ int main(int argc, char* argv[]) {
   const char* script = "/tmp/azmlinfsrv_bridge_test_score.py";
   std::ofstream(script) << R"(
 from azureml.contrib.services.aml_response import AMLResponse
+state = []
 def init():
     pass
 def run(data):
@@ -209,6 +241,17 @@ def run(data):
         return AMLResponse(failing(), 200)
     if data == "stream":
         return AMLResponse((x for x in ["a", "", "b", "c"]), 200)
+    if data == "stream_empty":
+        return AMLResponse(iter([]), 200)
+    if data == "no_content":
+        return AMLResponse(None, 204)
+    if data == "not_modified":
+        def body():
+            state.append("iterated")
+            yield "x"
+        return AMLResponse(body(), 304, {"ETag": "e"})
+    if data == "generator_state":
+        return {"echo": ",".join(state), "type": "str"}
     return {"echo": data, "type": type(data).__name__}
 )";
   setenv("AZUREML_ENTRY_SCRIPT", script, 1);

@@ -126,6 +126,48 @@ TEST_CASE("strict: Upgrade and CONNECT requests are answered and the connection 
   CHECK_FALSE(c.request().keep_alive);
 }
 
+TEST_CASE("strict: HTTP/1.0 with Transfer-Encoding is read de-chunked, answered, then closed (RFC 9112 6.1)") {
+  for (bool bytewise : {false, true}) {
+    http::Parser p{http::Limits{}};
+    std::string bytes =
+        "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    http::ParseStatus s = http::ParseStatus::need_more;
+    for (size_t at = 0; at < bytes.size() && s == http::ParseStatus::need_more;) {
+      size_t used = 0;
+      s = p.feed(bytes.data() + at, bytewise ? 1 : bytes.size() - at, &used);
+      at += used;
+    }
+    REQUIRE(s == http::ParseStatus::request_ready);
+    CHECK(p.request().body == "abc");
+    CHECK_FALSE(p.request().keep_alive);
+  }
+  http::Parser kept{http::Limits{}};
+  size_t used = 0;
+  std::string bytes = "POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nabc";
+  REQUIRE(kept.feed(bytes.data(), bytes.size(), &used) == http::ParseStatus::request_ready);
+  CHECK(kept.request().keep_alive);
+}
+
+TEST_CASE("header fields whose names contain an underscore are dropped, named, and still counted") {
+  http::Parser p{http::Limits{}};
+  size_t used = 0;
+  std::string bytes =
+      "POST / HTTP/1.1\r\nX_Forwarded_For: 6.6.6.6\r\nX-Forwarded-For: 1.2.3.4\r\nContent_Length: 1\r\n"
+      "Content-Length: 3\r\n\r\nabc";
+  REQUIRE(p.feed(bytes.data(), bytes.size(), &used) == http::ParseStatus::request_ready);
+  const http::Request& r = p.request();
+  REQUIRE(r.headers.size() == 2);
+  CHECK(r.headers[0].name == "X-Forwarded-For");
+  CHECK(r.headers[1].name == "Content-Length");
+  CHECK(r.body == "abc");
+  CHECK(r.dropped_headers == "X_Forwarded_For, Content_Length");
+  p.next();
+  CHECK(p.request().dropped_headers.empty());
+  http::Limits l;
+  l.max_header_count = 2;
+  CHECK(parse("GET / HTTP/1.1\r\nA_1: 1\r\nA_2: 2\r\nA_3: 3\r\n\r\n", l).error_status == 431);
+}
+
 TEST_CASE("strict: chunked trailers are not kept as headers, and count against the body limit") {
   http::Parser p{http::Limits{}};
   size_t used = 0;

@@ -89,3 +89,26 @@ TEST_CASE("JSON messages match json.dumps byte for byte") {
   CHECK(http::json_message("\xff") == "{\"message\": \"\\ufffd\"}");
   CHECK(http::json_message("Method not allowed").size() == 33);  // the contract's Content-Length 33
 }
+
+TEST_CASE("what a response head may carry from an application: token names, printable values and reasons") {
+  CHECK(http::is_token("X-Custom_1.a!#$%&'*+^`|~"));
+  for (std::string_view bad : {"", "X A", "X:Y", "X\r\nY", "X\x01", "\xc3\xa9", "X\"Y", "(X)"})
+    CHECK_FALSE(http::is_token(bad));
+  CHECK(http::is_field_text(""));
+  CHECK(http::is_field_text("a\tb c \xc3\xa9 ~"));  // a tab and obs-text are allowed
+  using namespace std::string_view_literals;
+  for (std::string_view bad : {"a\rb"sv, "a\nb"sv, "a\0b"sv, "a\x01"sv, "a\x7f"sv})
+    CHECK_FALSE(http::is_field_text(bad));
+  CHECK(http::trim_ows(" \t a b \t") == "a b");
+  CHECK(http::trim_ows("  ").empty());
+}
+
+TEST_CASE("the headers the server owns, and the statuses without a body") {
+  for (std::string_view owned : {"Connection", "keep-alive", "TRANSFER-ENCODING", "TE", "Trailer", "Upgrade",
+                                 "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Server", "Date"})
+    CHECK(http::is_server_owned_header(owned));
+  for (std::string_view app : {"Content-Length", "Content-Type", "X-Te", "Dates", "Set-Cookie"})
+    CHECK_FALSE(http::is_server_owned_header(app));
+  for (int status : {100, 101, 103, 199, 204, 304}) CHECK(http::status_has_no_body(status));
+  for (int status : {200, 201, 205, 299, 303, 305, 404, 500}) CHECK_FALSE(http::status_has_no_body(status));
+}

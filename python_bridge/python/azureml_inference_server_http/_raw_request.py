@@ -34,6 +34,10 @@ def make_environ(method, target, headers, body, remote_addr, server_port, protoc
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
         "wsgi.input": io.BytesIO(body),
+        # The body is whole (de-chunked by the server), so reading to its end is safe: without this
+        # Werkzeug reads nothing from a request that has no Content-Length (a chunked upload). gunicorn
+        # sets it too.
+        "wsgi.input_terminated": True,
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": False,
         "wsgi.multiprocess": True,
@@ -46,7 +50,7 @@ def make_environ(method, target, headers, body, remote_addr, server_port, protoc
             continue
         key = "HTTP_" + key
         environ[key] = environ[key] + "," + value if key in environ else value
-    environ.setdefault("CONTENT_LENGTH", str(len(body)))
+    # CONTENT_LENGTH only when the client sent one, as gunicorn does: request.headers shows what came.
     return environ
 
 
@@ -175,7 +179,11 @@ class StandInRequest:
 
     @property
     def content_length(self):
-        return len(self._body)
+        """Werkzeug's: the Content-Length sent, None without one (a GET, a chunked upload)."""
+        try:
+            return max(0, int(self.environ["CONTENT_LENGTH"]))
+        except (KeyError, ValueError):
+            return None
 
     def get_data(self, cache=True, as_text=False, parse_form_data=False):
         return self._body.decode("utf-8", "replace") if as_text else self._body

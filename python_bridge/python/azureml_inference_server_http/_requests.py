@@ -206,10 +206,31 @@ def response_parts(response):
     status = response.status_code
     status_text = str(getattr(response, "status", status))
     reason = status_text.split(" ", 1)[1] if " " in status_text else ""
-    headers = [(k, str(v)) for k, v in response.headers.items() if k.lower() != "content-length"]
+    # Content-Length stays: the I/O thread writes its own and compares the script's with the body.
+    headers = [(k, str(v)) for k, v in response.headers.items()]
     if status >= 500:
         headers = [(k, v) for k, v in headers if k.lower() != "x-ms-run-function-failed"]
         headers.append(("x-ms-run-function-failed", "True"))
-    if getattr(response, "is_streamed", False):
+    streamed = getattr(response, "is_streamed", False)
+    if 100 <= status < 200 or status in (204, 304):
+        # These answers have no body (RFC 9110 15.2, 15.3.5, 15.4.5); the I/O thread sends none. As
+        # Werkzeug's get_wsgi_headers and get_app_iter, which the reference goes through: no Content-Length
+        # for 1xx and 204, no entity headers for 304, and a streamed body is never iterated, only closed
+        # (an empty stream here). A body of bytes is still handed over: the request's log line shows its
+        # length, as the reference's does.
+        if status == 304:
+            headers = [(k, v) for k, v in headers if k.lower() not in _ENTITY_HEADERS]
+        else:
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        if streamed:
+            response.close()
+            return status, reason, headers, None, iter(())
+        return status, reason, headers, response.get_data(), None
+    if streamed:
         return status, reason, headers, None, iter(response.iter_encoded())
     return status, reason, headers, response.get_data(), None
+
+
+# Werkzeug's entity headers less the two it keeps on a 304 (expires, content-location).
+_ENTITY_HEADERS = frozenset(("allow", "content-encoding", "content-language", "content-length", "content-md5",
+                             "content-range", "content-type", "last-modified"))
