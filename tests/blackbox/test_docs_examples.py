@@ -103,6 +103,9 @@ def test_docs_raw(server, page):
         assert r.status == 200 and r.body == b"", r
 
 
+@pytest.mark.xfail(strict=True, reason="issue 12 (2): the server leaves the defaulted `scale` out of the call, where "
+                   "the reference passes its default; inference-schema's decorator then raises IndexError (500). "
+                   "Hidden until the stand-in behaved as the real package")
 def test_docs_schema(server, page):
     s = server.start(os.path.join(EX, "schema.py"), cwd=EX, env=PYLIB)
     cases = [

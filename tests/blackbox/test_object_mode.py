@@ -24,6 +24,15 @@ def schema_default_server(session_servers):
     return session_servers.start("schema_num_default.py", env=PYLIB)
 
 
+# Server bugs the stand-in hid while it differed from the real inference-schema (tests/differential/
+# compare_schema.py); the goldens c17 and c22 show them too. strict: remove the mark with the fix.
+DEFAULTS_BUG = pytest.mark.xfail(strict=True, reason="issue 12 (2): the server leaves a defaulted parameter the "
+                                 "request lacks out of the call, where the reference passes its default; the real "
+                                 "decorator then looks for it by position and raises IndexError (500)")
+VERSIONS_BUG = pytest.mark.xfail(strict=True, reason="issue 12 (3, 4): the server asks inference-schema for "
+                                 "get_supported_versions_for_input/_output, which it does not have (it has "
+                                 "get_supported_versions), so a mixed-type sample still gets swagger 2")
+
 def msg(r):
     return r.body.decode()
 
@@ -38,9 +47,17 @@ def test_c43_object_mode_post(schema_server):
 
 
 def test_c43_object_mode_values_are_parsed_json(schema_server):
-    r = request(schema_server.port, "POST", "/score", headers=JSON, body='{"num": [1, {"a": null}]}')
+    r = request(schema_server.port, "POST", "/score", headers=JSON, body='{"num": true}')
     assert r.status == 200, r
-    assert r.json() == {"num": [1, {"a": None}], "type": "list"}
+    assert r.json() == {"num": True, "type": "bool"}  # a bool is an int to inference-schema
+    # a value of another type: inference-schema's decorator raises before run() (the real package's
+    # ValueError), and the server answers as for any exception of the script
+    since = schema_server.mark()
+    r = request(schema_server.port, "POST", "/score", headers=JSON, body='{"num": [1, {"a": null}]}')
+    assert r.status == 500, r
+    assert r.one("x-ms-run-function-failed") == "True"
+    schema_server.wait_for_log(r"^ValueError: Invalid input data type to parse\. Expected: <class 'int'> but got "
+                               r"<class 'list'>$", since=since)
 
 
 def test_c44_object_mode_get_query(schema_server):
@@ -50,8 +67,11 @@ def test_c44_object_mode_get_query(schema_server):
     r = request(schema_server.port, "GET", "/score?num=10&other=x&z=1")  # extra keys ignored
     assert r.status == 200, r
     assert r.json() == {"num": 10, "type": "int"}
-    r = request(schema_server.port, "GET", "/score?num=abc")  # not JSON: stays a string
-    assert r.json() == {"num": "abc", "type": "str"}
+    since = schema_server.mark()
+    r = request(schema_server.port, "GET", "/score?num=abc")  # not JSON: stays a string, which is not an int
+    assert r.status == 500, r
+    schema_server.wait_for_log(r"^ValueError: Invalid input data type to parse\. Expected: <class 'int'> but got "
+                               r"<class 'str'>$", since=since)
     r = request(schema_server.port, "POST", "/score", headers=JSON, body='{"num": 3, "extra": true}')
     assert r.status == 200 and r.json() == {"num": 3, "type": "int"}, r
 
@@ -67,6 +87,7 @@ def test_c45_missing_parameter_400(schema_server):
         assert not r.has("x-ms-run-fn-exec-ms")
 
 
+@DEFAULTS_BUG
 def test_c45_default_used(schema_default_server):
     r = request(schema_default_server.port, "POST", "/score", headers=JSON, body="{}")
     assert r.status == 200, r
@@ -126,6 +147,7 @@ def test_object_mode_swagger(schema_server):
         "type": "object", "properties": {"num": {"type": "integer", "format": "int64"}}, "example": {"num": 1}}
 
 
+@VERSIONS_BUG
 def test_c53_swagger_mixed_list(server):
     s = server.start("schema_mixed_list.py", env=PYLIB)
     r = request(s.port, "GET", "/swagger.json?version=2")
