@@ -1,4 +1,5 @@
-// Stopping a worker: on TERM it takes the listen backlog, closes its listeners, closes idle connections,
+// Stopping a worker: on TERM it takes the listen backlog, closes its listeners, closes idle connections
+// (or, when only this worker leaves, answers their next request with Connection: close),
 // gives just-accepted ones a moment for their request, answers everything in progress with
 // Connection: close, and leaves when its last connection is gone. INT and QUIT leave at once.
 #include <sys/socket.h>
@@ -57,9 +58,14 @@ void on_drain_grace(uv_timer_t*) { uv_walk(&io->loop, close_silent, nullptr); }
 void close_idle(uv_handle_t* handle, void*) {
   if (handle->type != UV_TCP || is_listener(handle)) return;
   auto* c = reinterpret_cast<Connection*>(handle);
-  // A connection that has not sent its first request yet was accepted a moment ago: its request is on
-  // the way, so it gets drain_grace to arrive (closing it now would fail a request the client sent).
-  if (!c->job && !c->parser.in_progress() && c->pending_writes == 0 && c->had_request) close_connection(c);
+  bool idle = !c->job && !c->parser.in_progress() && c->pending_writes == 0 && c->had_request;
+  // When the whole server stops, an idle keep-alive connection has nowhere else to go: close it. A worker
+  // that leaves while the server goes on (a reload, max_requests, TTOU) keeps it for the grace instead:
+  // a busy keep-alive client may be sending its next request right now, and a close would reset that
+  // request (the client cannot tell whether it ran). The request is answered with Connection: close,
+  // and the client's next one goes to a worker that stays. A connection that has not sent its first
+  // request yet was accepted a moment ago: its request is on the way, so it gets the grace too.
+  if (idle && io->table->stopping.load()) close_connection(c);
   else c->close_after_write = true;
 }
 
@@ -102,7 +108,7 @@ void begin_drain() {
   // stay; when the whole server stops, every worker keeps answering them: /ready says 503 until the end.
   if (!io->table->stopping.load()) close_metrics_listener();
   uv_walk(&io->loop, close_idle, nullptr);
-  uv_timer_start(&io->drain_grace, on_drain_grace, kDrainGraceMs, 0);
+  uv_timer_start(&io->drain_grace, on_drain_grace, io->table->stopping.load() ? kDrainGraceMs : kRetireGraceMs, 0);
   if (io->connections == 0) finish_drain();
 }
 

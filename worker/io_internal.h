@@ -37,6 +37,9 @@ namespace worker {
 
 // A draining worker waits this long for the first request of a connection it accepted just before.
 constexpr uint64_t kDrainGraceMs = 1000;
+// A worker that retires while the server goes on keeps its idle keep-alive connections this long, for
+// their clients' next request (answered with Connection: close), then closes those still idle.
+constexpr uint64_t kRetireGraceMs = 5000;
 // SIGALRM's TimeoutError unwinds a Python run() in well under this; longer means native code.
 constexpr uint64_t kStuckGraceNs = 50 * 1000000ull;
 constexpr uint64_t kDeadlineTickMs = 20;
