@@ -29,7 +29,7 @@ void on_written(uv_write_t* req, int status) {
   delete w;
   --c->pending_writes;
   if (status < 0) close_connection(c);
-  else if (c->close_after_write && c->pending_writes == 0 && !stream_open(c)) linger(c);
+  else if (c->close_after_write && c->pending_writes == 0 && !stream_open(c) && !c->awaiting_continued_body) linger(c);
   else if (!c->closing) {
     // A client that stopped reading was paused (on_read); the socket drained, so read again.
     if (c->pending_writes == 0 && !c->job) start_reading(c);
@@ -127,7 +127,7 @@ void flush(Connection* c) {
   }
   c->out.clear();
   if (c->out.capacity() > kKeptOutCapacity) std::string().swap(c->out);
-  if (c->close_after_write && c->pending_writes == 0 && !stream_open(c)) linger(c);
+  if (c->close_after_write && c->pending_writes == 0 && !stream_open(c) && !c->awaiting_continued_body) linger(c);
 }
 
 void stop_reading(Connection* c) {

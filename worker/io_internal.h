@@ -77,6 +77,9 @@ struct Connection {
   bool close_after_write = false;
   bool closing = false;
   bool had_request = false;  // a draining worker gives a connection that sent nothing yet a moment
+  // "100 Continue" went out and the body is on its way: a connection that is to close (a drain, a
+  // Connection: close request) waits for it, since its request is to be answered, not cut off.
+  bool awaiting_continued_body = false;
   // Timeouts: the wait list this connection is in (see update_wait) and when its wait ends.
   Connection* wait_prev = nullptr;
   Connection* wait_next = nullptr;

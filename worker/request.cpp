@@ -82,13 +82,16 @@ void process_input(Connection* c, const char* data, size_t len) {
         flush(c);
         return;
       case http::ParseStatus::head_complete:
+        c->awaiting_continued_body = true;
         c->out.append("HTTP/1.1 100 Continue\r\n\r\n");
         flush(c);
         continue;
       case http::ParseStatus::error:
+        c->awaiting_continued_body = false;
         respond_transport_error(c, c->parser.error());
         return;
       case http::ParseStatus::request_ready:
+        c->awaiting_continued_body = false;
         if (handle_request(c)) {
           c->parser.next();
           if (c->close_after_write) {

@@ -66,3 +66,22 @@ def test_streams_in_flight_finish_during_a_drain(server):
     assert not isinstance(r, Exception), (r, s.logs())
     assert r.status == 200 and r.body == WHOLE, r
     s.wait_exit(10)
+
+
+def test_expect_continue_during_a_drain_gets_its_answer(server):
+    """A connection accepted before the drain sends a request with Expect: 100-continue after it began:
+    the request is answered (the drain used to send "100 Continue" and then a FIN)."""
+    s = server.start("slow_stream.py")
+    with socket.create_connection(("127.0.0.1", s.port)) as sock:
+        time.sleep(0.1)  # accepted by the worker
+        s.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)  # draining: this connection has the grace to send its request
+        sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        sock.settimeout(5)
+        interim = sock.recv(65536)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim
+        sock.sendall(b"hello")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"got 5 bytes"), answer
+    assert b"Connection: close\r\n" in answer, answer
+    s.wait_exit(10)
