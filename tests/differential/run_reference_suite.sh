@@ -38,6 +38,10 @@ else
 fi
 export PATH="$bin:$PATH"
 cd "$work/tests/azmlinfsrv"
+# Tests that cannot pass here, against either server, and why.
+declare -A not_here=(
+  [scenarios/test_scenarios.py::test_cors_enabled_without_package]="it uninstalls flask-cors with pip, which cannot remove Debian's python3-flask-cors (the reference fails it here too); ours needs no flask-cors: its CORS is native (docs/differences.md)"
+)
 mapfile -t ids < <(/usr/bin/python3 -m pytest -q -p no:cacheprovider --collect-only ${filter:+-k "$filter"} . 2>/dev/null | grep '::')
 # a test whose cleanup failed leaves its server running, and the next test would talk to it: after
 # each test, stop every process still running in this run's folder (the servers' working directory)
@@ -58,13 +62,17 @@ stop_leftovers() {
 }
 trap 'stop_leftovers; rm -rf "$work"' EXIT
 passed=0; failed=()
+skipped=0
 for id in "${ids[@]}"; do
   stop_leftovers
+  if [ -n "${not_here[$id]:-}" ]; then
+    echo "NOT RUN $id: ${not_here[$id]}"; skipped=$((skipped + 1)); continue
+  fi
   if /usr/bin/python3 -m pytest -q -p no:cacheprovider --tb=short --show-capture=no -x "$id" > "$work/last.log" 2>&1; then
     passed=$((passed + 1))
   else
     failed+=("$id"); echo "FAILED $id"; tail -25 "$work/last.log" | sed 's/^/    /'
   fi
 done
-echo "$target: $passed of ${#ids[@]} of the reference's own tests passed"
+echo "$target: $passed of $(( ${#ids[@]} - skipped )) of the reference's own tests passed ($skipped not runnable here)"
 [ ${#failed[@]} -eq 0 ]
