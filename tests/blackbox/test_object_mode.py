@@ -77,6 +77,20 @@ def test_c45_default_used(schema_default_server):
     assert r.json() == {"num": 5, "test_header": "th"}  # request_headers works in object mode too
 
 
+def test_c45_defaults_passed_by_keyword(server):
+    # inference-schema's decorator converts a parameter it finds among the keyword arguments, else among the
+    # positional ones: a defaulted parameter the request leaves out must still be passed, as the reference passes
+    # it (its default), or the decorator fails with an IndexError and every such request is a 500.
+    s = server.start("schema_defaulted.py", env=PYLIB)
+    for method, target, body, expected in (("POST", "/score", '{"num": 3}', {"num": 3, "opt": 7}),
+                                           ("GET", "/score?num=4", None, {"num": 4, "opt": 7}),
+                                           ("POST", "/score", '{"num": 3, "opt": 9}', {"num": 3, "opt": 9})):
+        r = request(s.port, method, target, headers=JSON if body else None, body=body)
+        assert r.status == 200, (method, target, r, s.logs())
+        assert r.json() == expected
+    assert "IndexError" not in s.stdout()
+
+
 @pytest.mark.parametrize("ct", ["text/plain", "application/x-www-form-urlencoded", None, "application/jsonx",
                                 "text/json"])
 def test_c46_wrong_content_type_415(schema_server, ct):

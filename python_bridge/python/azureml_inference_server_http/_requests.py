@@ -81,12 +81,17 @@ def object_arguments(entry, method, query, content_type, body):
             raise ClientError(400, "POST body could not be decoded as JSON: %s" % error)
         if not isinstance(data, dict):
             raise ClientError(400, "POST body should be a JSON dictionary.")
+    # Every parameter by keyword, a default included when the request leaves it out, as the reference calls
+    # run(): inference-schema's decorator looks for a parameter it converts among the positional arguments
+    # when it is not a keyword one, and fails (IndexError) when it is in neither.
+    from ._script import NO_DEFAULT
+
     arguments = {}
-    for name, has_default in entry.parameters:
-        if name in data:
-            arguments[name] = data[name]
-        elif not has_default:
+    for name, default in entry.parameters:
+        value = data.get(name, default)
+        if value is NO_DEFAULT:
             raise ClientError(400, "A value is not provided for the %r parameter." % name)
+        arguments[name] = value
     return arguments
 
 

@@ -52,9 +52,20 @@ class _FreshSourceLoader(importlib.machinery.SourceFileLoader):
 _CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
 
 
+class _NoDefault:
+    """What run_parameters gives for a parameter without a default (inspect.Parameter.empty's role)."""
+
+    def __repr__(self):
+        return "NO_DEFAULT"
+
+
+NO_DEFAULT = _NoDefault()
+
+
 def run_parameters(run):
-    """[(name, kind, has default)] as inspect.signature(run) has them, kind one of "positional_only",
-    "positional_or_keyword", "var_positional", "keyword_only", "var_keyword".
+    """[(name, kind, default)] as inspect.signature(run) has them, kind one of "positional_only",
+    "positional_or_keyword", "var_positional", "keyword_only", "var_keyword", default NO_DEFAULT for a
+    parameter without one.
 
     A plain function is read from its code object: importing inspect costs a worker's start more than
     the rest of its boot. Anything else (decorated with functools.wraps, partials, methods, callable
@@ -68,7 +79,7 @@ def run_parameters(run):
                  inspect.Parameter.VAR_POSITIONAL: "var_positional",
                  inspect.Parameter.KEYWORD_ONLY: "keyword_only",
                  inspect.Parameter.VAR_KEYWORD: "var_keyword"}
-        return [(p.name, kinds[p.kind], p.default is not inspect.Parameter.empty)
+        return [(p.name, kinds[p.kind], NO_DEFAULT if p.default is inspect.Parameter.empty else p.default)
                 for p in inspect.signature(run).parameters.values()]
     code = run.__code__
     names = code.co_varnames
@@ -78,24 +89,26 @@ def run_parameters(run):
     kw_defaults = run.__kwdefaults__ or {}
     first_default = positional - len(defaults)
     params = [(names[i], "positional_only" if i < code.co_posonlyargcount else "positional_or_keyword",
-               i >= first_default) for i in range(positional)]
+               defaults[i - first_default] if i >= first_default else NO_DEFAULT) for i in range(positional)]
     at = positional + keyword_only
     if code.co_flags & _CO_VARARGS:
-        params.append((names[at], "var_positional", False))
+        params.append((names[at], "var_positional", NO_DEFAULT))
         at += 1
-    params += [(names[i], "keyword_only", names[i] in kw_defaults) for i in range(positional, positional + keyword_only)]
+    params += [(names[i], "keyword_only", kw_defaults.get(names[i], NO_DEFAULT))
+               for i in range(positional, positional + keyword_only)]
     if code.co_flags & _CO_VARKEYWORDS:
-        params.append((names[at], "var_keyword", False))
+        params.append((names[at], "var_keyword", NO_DEFAULT))
     return params
 
 
 def _analyse_run(run):
-    """docs/behaviour.md 4.3: returns ([(input parameter, has default)], whether request_headers is wanted)."""
+    """docs/behaviour.md 4.3: returns ([(input parameter, default or NO_DEFAULT)], whether request_headers is
+    wanted)."""
     params = run_parameters(run)
     if any(kind not in ("positional_or_keyword", "keyword_only") for _, kind, _ in params):
         raise BootFailure("run() cannot accept positional-only arguments, *args, or **kwargs.")
     wants_headers = any(name == "request_headers" for name, _, _ in params)
-    inputs = [(name, has_default) for name, _, has_default in params if name != "request_headers"]
+    inputs = [(name, default) for name, _, default in params if name != "request_headers"]
     if not inputs:
         if wants_headers:
             raise BootFailure('run() needs to accept an argument other than "request_headers".')

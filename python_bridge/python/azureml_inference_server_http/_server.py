@@ -33,7 +33,7 @@ class Entry:
     """What the native side needs to serve: run() and how to call it."""
 
     def __init__(self, run, mode, input_name, wants_headers, scoring_timeout_ms, swaggers, parameters):
-        self.parameters = parameters  # object mode: [(name, has_default)] of run()'s inputs
+        self.parameters = parameters  # object mode: [(name, default or _script.NO_DEFAULT)] of run()'s inputs
         self.swaggers = swaggers  # {"2": bytes, "3": bytes, "3.1": bytes}, the versions this script supports
         self.run = run
         self.mode = mode  # "json", "raw" or "object"
