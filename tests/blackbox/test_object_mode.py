@@ -4,6 +4,7 @@ inference-schema is not packaged in Debian; tests/fixtures/pylib holds a stand-i
 put on the server's sys.path through PYTHONPATH."""
 import json
 import os
+import re
 
 import pytest
 
@@ -163,3 +164,20 @@ def test_c53_swagger_mixed_list(server):
     # scoring itself is unaffected
     r = request(s.port, "POST", "/score", headers=JSON, body='{"data": [2, "b"]}')
     assert r.status == 200 and r.json() == {"data": [2, "b"]}, r
+
+
+def test_c53_user_swagger_files_served_for_every_version(server, tmp_path):
+    # The reference reads the user's files first, for every version, whatever run()'s schemas support; an empty
+    # (false) document does not count: for version 2 it goes on to swagger2.json, then to the generated one.
+    (tmp_path / "swagger.json").write_text("{}")
+    (tmp_path / "swagger2.json").write_text('{"mine": 2}')
+    s = server.start(os.path.join(FIXTURES, "schema_mixed_list.py"), env=dict(PYLIB, AML_APP_ROOT=str(tmp_path)))
+    r = request(s.port, "GET", "/swagger.json")
+    assert r.status == 200 and r.body == b'{"mine": 2}', r
+    assert request(s.port, "GET", "/swagger.json?version=3.1").json()["openapi"] == "3.1.0"
+    r = request(s.port, "GET", "/swagger.json?version=4")
+    assert r.json() == {"message": "Swagger version [4] is not valid. Supported versions: [2, 3, 3.1]."}
+    for name in ("swagger.json", "swagger2.json"):
+        s.wait_for_log(r"azmlinfsrv\.swagger - Loaded user's swagger file for version \[2\] from "
+                       + re.escape(str(tmp_path / name)) + "$")
+    s.wait_for_log(r"azmlinfsrv\.swagger - Swaggers are prepared for the following versions: \[2, 3, 3\.1\]\.$")

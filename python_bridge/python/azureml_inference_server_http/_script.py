@@ -9,7 +9,7 @@ import types
 
 from ._config import BootFailure
 from ._lazy_logging import get_logger
-from ._swagger import _SHORT_VERSION, _SWAGGER_VERSIONS
+from ._swagger import _SWAGGER_VERSIONS, _VERSION_ALIASES
 
 # importlib.util's two functions the boot needs are these (the same objects; tests/python checks it),
 # without the contextlib import that importlib.util brings.
@@ -148,16 +148,19 @@ def _schema_util(run):
 
 
 def _schema_swagger_inputs(run):
-    """(input schema, output schema, supported versions) from inference-schema, for a decorated run()."""
+    """(input schema, output schema, the swagger versions generated documents are made for).
+
+    The versions are the reference's rule (docs/behaviour.md 4.10): those inference-schema's
+    get_supported_versions(run) names, "2.0" standing for "2" and "3.0" for "3"; all three for an
+    undecorated run(). A user's swagger file is served whatever this says (_swagger.build_swaggers)."""
     schema_util = _schema_util(run)
     if schema_util is None:
         return None, None, _SWAGGER_VERSIONS
     input_schema = schema_util.get_input_schema(run)
     output_schema = schema_util.get_output_schema(run)
-    versions = set(_SWAGGER_VERSIONS)
-    for getter in ("get_supported_versions_for_input", "get_supported_versions_for_output"):
-        if hasattr(schema_util, getter):
-            declared = getattr(schema_util, getter)(run)
-            if declared:
-                versions &= {_SHORT_VERSION.get(str(v), str(v)) for v in declared}
-    return input_schema, output_schema, tuple(v for v in _SWAGGER_VERSIONS if v in versions)
+    get_supported_versions = getattr(schema_util, "get_supported_versions", None)
+    if get_supported_versions is None:
+        return input_schema, output_schema, _SWAGGER_VERSIONS
+    declared = {str(v) for v in get_supported_versions(run)}
+    return input_schema, output_schema, tuple(v for v in _SWAGGER_VERSIONS
+                                              if any(alias in declared for alias in _VERSION_ALIASES[v]))
