@@ -12,24 +12,35 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _TREE_LINE_LIMIT = 200
 
 
-def _log_model_dir_tree(model_dir):
-    if not model_dir or not os.path.isdir(model_dir):
+def _walk_path(path, depth=0):
+    """The reference's tree lines: the folder's own name with a trailing slash, then its entries sorted,
+    four spaces more per level, folders with a slash. A folder that cannot be listed ends its branch."""
+    path = os.path.normpath(path)
+    line = "    " * depth + os.path.basename(path.rstrip(os.sep))
+    if not os.path.isdir(path):
+        yield line
         return
-    lines = []
+    yield line + os.sep
+    try:
+        children = sorted(os.listdir(path))
+    except OSError:
+        return
+    for child in children:
+        yield from _walk_path(os.path.join(path, child), depth + 1)
 
-    def walk(folder, depth):
-        for name in sorted(os.listdir(folder)):
-            full = os.path.join(folder, name)
-            is_dir = os.path.isdir(full)
-            lines.append("    " * depth + name + ("/" if is_dir else ""))
-            if is_dir:
-                walk(full, depth + 1)
 
-    walk(model_dir, 0)
-    text = "\n".join(lines[:_TREE_LINE_LIMIT])
-    if len(lines) > _TREE_LINE_LIMIT:
-        text += "\nOutput Truncated. First %d lines shown." % _TREE_LINE_LIMIT
-    logger.info("Model Directory Contents:\n%s", text)
+def _log_model_dir_tree(model_dir):
+    """After an init() failure (docs/behaviour.md 2.3): one log line per entry, at most 200."""
+    if not model_dir or not os.path.exists(model_dir):
+        return
+    logger.info("Model Directory Contents:")
+    tree = _walk_path(model_dir)
+    for count, line in enumerate(tree, 1):
+        logger.info("%s", line)
+        if count == _TREE_LINE_LIMIT:
+            break
+    if next(tree, None):
+        logger.info("Output Truncated. First %d lines shown.", _TREE_LINE_LIMIT)
 
 
 def _user_traceback(error):
