@@ -199,6 +199,7 @@ def boot(claim_error_report):
         from . import _print_hook
 
         _print_hook.install()
+        logger.info("Starting up app insights client")  # the reference's line; nothing is exported (differences.md)
         cors_origins = _env("AML_CORS_ORIGINS")
         if cors_origins:
             logger.info("Enabling CORS for the following origins: %s",
