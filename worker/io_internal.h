@@ -193,7 +193,8 @@ void note_accept_failure();
 // ---- respond.cpp -------------------------------------------------------------------------------------
 void start_response(Connection* c, const http::Request& r, int status, std::string_view reason,
                     std::string_view content_type = {}, std::optional<size_t> content_length = {});
-void add_request_headers(Connection* c, const http::Request& r, const http::RequestIds& ids);
+// `cors`: false when the answer carries its own Access-Control-Allow-Origin (flask-cors then adds nothing).
+void add_request_headers(Connection* c, const http::Request& r, const http::RequestIds& ids, bool cors = true);
 void end_response(Connection* c, const http::Request& r, std::string_view body);
 void note_answer(Connection* c, const http::Request& r, int status, size_t body_sent, std::string_view request_id);
 void log_view_request(const http::Request& r, int status, double ms, std::optional<size_t> length,
