@@ -207,18 +207,21 @@ def boot(claim_error_report):
 
         module, path = _load_module(app_root, entry_script)
         configure_if_imported()
-        driver = getattr(module, "driver_module", None)
-        if isinstance(driver, types.ModuleType) and hasattr(driver, "run"):
-            user_script_logger.info("Found driver script at %s and the score script at %s",
-                                    getattr(driver, "__file__", driver.__name__), path)
-        else:
-            driver = None
-            user_script_logger.info("Found user script at %s", path or getattr(module, "__file__", "main"))
+        # docs/behaviour.md 4.1, in the reference's order: the entry module needs init() and run() (even when
+        # a driver module's run() is the one called), then the line naming the script(s).
         where = path or getattr(module, "__file__", "main.py")
         for name in ("init", "run"):
-            if not hasattr(driver if (driver and name == "run") else module, name):
+            if not hasattr(module, name):
                 raise BootFailure("User script at %s does not have a %s() function defined." % (where, name))
-        run = driver.run if driver else module.run
+        driver = getattr(module, "driver_module", None)
+        if isinstance(driver, types.ModuleType) and hasattr(driver, "run"):
+            # The entry module is the driver script; the module it names holds the score script's run().
+            user_script_logger.info("Found driver script at %s and the score script at %s",
+                                    where, getattr(driver, "__file__", driver.__name__))
+            run = driver.run
+        else:
+            user_script_logger.info("Found user script at %s", where)
+            run = module.run
         inputs, wants_headers = _analyse_run(run)
         mode = _select_mode(run, inputs)
 
