@@ -63,8 +63,9 @@ void log_unloggable() {
                  "configuration (logging.json).");
 }
 
-// Logs the pending Python exception through _requests.log_exception (ERROR "Encountered Exception: ...").
-void log_pending_exception() {
+// Logs the pending Python exception through _requests.log_exception (ERROR "Encountered Exception: ..."),
+// or through another of its loggers, given one more argument.
+void log_pending_exception(const char* logger = "log_exception", PyObject* arg2 = nullptr) {
   if (!PyErr_Occurred()) {
     logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
                    "The server's Python bridge failed without a Python exception. Please report this as a bug.");
@@ -75,7 +76,7 @@ void log_pending_exception() {
   PyErr_NormalizeException(&type, &value, &tb);
   if (tb && value) PyException_SetTraceback(value, tb);
   if (value) {
-    Ref done(call_server("log_exception", value));
+    Ref done(call_server(logger, value, arg2));
     if (!done) log_unloggable();
   }
   Py_XDECREF(type);
@@ -403,7 +404,9 @@ void score(const ScoreRequest& req, ScoreResponse& resp) {
 
   if (!output) {
     bool timed_out = PyErr_ExceptionMatches(e.timeout_error);
-    log_pending_exception();
+    Ref timeout_ms(PyLong_FromLong(e.scoring_timeout_ms));
+    if (timeout_ms) log_pending_exception("log_run_exception", timeout_ms.get());
+    else log_pending_exception();
     if (timed_out)
       set_json_message(resp, 500, "Scoring timeout after " + std::to_string(e.scoring_timeout_ms) + " ms", true);
     else

@@ -116,6 +116,22 @@ def log_exception(error):
     logger.error("Encountered Exception: %s", "".join(traceback.format_exception(error)).rstrip("\n"))
 
 
+def log_run_exception(error, scoring_timeout_ms):
+    """run() raised (docs/behaviour.md 3.5): the script's traceback, ending as the reference's does with the
+    exception it wraps the script's in (UserScriptTimeout for a TimeoutError, else UserScriptException)."""
+    from ._failure import USER_SCRIPT_EXCEPTION, _user_traceback, user_traceback_as_reference
+
+    if isinstance(error, TimeoutError):
+        wrapper = ("UserScriptTimeout",
+                   "Script failed to finish execution within the allocated time: %sms" % scoring_timeout_ms)
+        text = user_traceback_as_reference(error, wrapper)
+    elif isinstance(error, Exception):
+        text = user_traceback_as_reference(error, USER_SCRIPT_EXCEPTION)
+    else:  # SystemExit, KeyboardInterrupt: the reference does not wrap them
+        text = _user_traceback(error)
+    logger.error("Encountered Exception: %s", text)
+
+
 def log_unserialisable(error, output):
     log_exception(error)
     logger.error(

@@ -7,7 +7,7 @@ import os
 import sys
 import types
 
-from ._config import BootFailure
+from ._config import BootFailure, UserScriptError
 from ._lazy_logging import get_logger
 from ._swagger import _SWAGGER_VERSIONS, _VERSION_ALIASES
 
@@ -106,13 +106,13 @@ def _analyse_run(run):
     wanted)."""
     params = run_parameters(run)
     if any(kind not in ("positional_or_keyword", "keyword_only") for _, kind, _ in params):
-        raise BootFailure("run() cannot accept positional-only arguments, *args, or **kwargs.")
+        raise UserScriptError("run() cannot accept positional-only arguments, *args, or **kwargs.")
     wants_headers = any(name == "request_headers" for name, _, _ in params)
     inputs = [(name, default) for name, _, default in params if name != "request_headers"]
     if not inputs:
         if wants_headers:
-            raise BootFailure('run() needs to accept an argument other than "request_headers".')
-        raise BootFailure("run() needs to accept an argument for input data.")
+            raise UserScriptError('run() needs to accept an argument other than "request_headers".')
+        raise UserScriptError("run() needs to accept an argument for input data.")
     return inputs, wants_headers
 
 
@@ -122,7 +122,7 @@ def _select_mode(run, inputs):
     raw = getattr(aml_request, "_rawHttpRequested", False)
     schema = _schema_util(run) is not None
     if raw and schema:
-        raise BootFailure("run() cannot be decorated with both @rawhttp and @input_schema")
+        raise UserScriptError("run() cannot be decorated with both @rawhttp and @input_schema")
     if raw:
         user_script_logger.info(
             "run() is decorated with @rawhttp. Server will invoke it with the flask request object.")

@@ -13,8 +13,8 @@ import os
 import sys
 import types
 
-from ._config import (_DEFAULT_APP_ROOT, BootFailure, ConfigFile, _entry_script, _env, _read_scoring_timeout,
-                      _validate_settings)
+from ._config import (_DEFAULT_APP_ROOT, BootFailure, ConfigFile, UserScriptError, _entry_script, _env,
+                      _read_scoring_timeout, _validate_settings)
 from ._failure import _report_boot_failure
 from ._lazy_logging import configure_if_imported, get_logger, use_logging_now, write_natively_until_imported
 from ._script import _analyse_run, _load_module, _schema_swagger_inputs, _select_mode
@@ -212,7 +212,7 @@ def boot(claim_error_report):
         where = path or getattr(module, "__file__", "main.py")
         for name in ("init", "run"):
             if not hasattr(module, name):
-                raise BootFailure("User script at %s does not have a %s() function defined." % (where, name))
+                raise UserScriptError("User script at %s does not have a %s() function defined." % (where, name))
         driver = getattr(module, "driver_module", None)
         if isinstance(driver, types.ModuleType) and hasattr(driver, "run"):
             # The entry module is the driver script; the module it names holds the score script's run().
