@@ -60,6 +60,10 @@ struct ScoreResponse {
   // at once is a 500 before anything is sent) and next_chunk() yields the rest. The stream holds a
   // Python iterator until end_stream().
   void* stream = nullptr;
+  // A Response object run() returned (a new reference): its close() is due once the answer has been
+  // written or has failed (PEP 3333; Werkzeug's close runs the call_on_close callbacks). The I/O thread
+  // takes it when it is done with the job and hands it back to the Python thread for close_response().
+  void* closer = nullptr;
 
   // As new, for the next request (the stream must have ended); a small body keeps its capacity.
   void clear() {
@@ -73,6 +77,7 @@ struct ScoreResponse {
     has_exec_ms = false;
     exec_ms = 0;
     stream = nullptr;
+    closer = nullptr;  // taken already (worker/request.cpp release_job)
   }
 };
 
@@ -88,6 +93,9 @@ const std::vector<std::pair<std::string, std::string>>& swagger_documents();
 bool next_chunk(ScoreResponse& response, std::string& chunk, bool* failed);
 // Releases the stream's iterator (closing a generator the client no longer waits for).
 void end_stream(ScoreResponse& response);
+// Calls close() of a Response object run() returned (ScoreResponse::closer) and releases it; an exception
+// there is logged. Takes the GIL: call it on the Python thread.
+void close_response(void* closer);
 // SCORING_TIMEOUT_MS as boot read it; 0 when off. The I/O thread answers a run() that is stuck in
 // native code past this deadline, where the TimeoutError cannot reach it.
 long scoring_timeout_ms();

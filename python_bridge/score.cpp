@@ -239,6 +239,7 @@ class ScoringTimer {
 };
 
 void take_response_object(PyObject* output, ScoreResponse& resp) {
+  resp.closer = Py_NewRef(output);  // closed once the answer is out, whatever happens to it
   Ref parts(call_server("response_parts", output));
   int status = 0;
   PyObject *reason = nullptr, *headers = nullptr, *body = nullptr, *chunks = nullptr;
@@ -417,6 +418,15 @@ void score(const ScoreRequest& req, ScoreResponse& resp) {
   resp.exec_ms = std::chrono::duration<double, std::milli>(finished - started).count();
   serialise_output(output.get(), resp);
   if (resp.stream) prime_stream(resp);
+}
+
+void close_response(void* closer) {
+  if (!closer) return;
+  embedded::Gil gil;
+  auto* response = static_cast<PyObject*>(closer);
+  Ref done(call_server("close_response", response));
+  if (!done) log_pending_exception();
+  Py_DECREF(response);
 }
 
 bool next_chunk(ScoreResponse& response, std::string& chunk, bool* failed) {

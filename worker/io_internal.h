@@ -137,6 +137,7 @@ struct Io {
   uv_check_t hand_off;             // gives the Python thread the pass's jobs at once (one wake-up)
   std::vector<Job*> for_python;    // jobs read in this loop pass, in order
   std::vector<Job*> spare_jobs;    // answered jobs kept for reuse (request.cpp)
+  std::vector<void*> closers;      // Response objects of answered jobs, for the Python thread to close
   std::vector<Completion> done;    // on_jobs_done's batch; kept to keep its capacity
   std::string log_scratch;  // a request line's message while it is built
   base::SecondStamp access_log_time{"%d/%b/%Y:%H:%M:%S +0000"};  // gunicorn's access-log time
@@ -227,6 +228,7 @@ void on_timed_out(uv_signal_t*, int);
 
 // ---- request.cpp -------------------------------------------------------------------------------------
 void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+void hand_over_closers();
 void on_jobs_done(uv_async_t*);
 void on_poll_handled(uv_check_t*);
 

@@ -3,6 +3,7 @@
 // writing their results, streamed or whole, when they come back.
 #include <fmt/format.h>
 
+#include "../log/log.h"
 #include "io_internal.h"
 
 namespace worker {
@@ -18,7 +19,24 @@ Job* acquire_job() {
   return job;
 }
 
+}  // namespace
+
+// The Response objects of answered jobs go to the Python thread, after the log lines of their answers
+// (so a close() callback logs after the access line), and before any later request's job.
+void hand_over_closers() {
+  if (io->closers.empty()) return;
+  logline::flush();
+  io->queue->hand_closers(io->closers);
+}
+
+namespace {
+
 void release_job(Job* job) {
+  // The answer is written (or failed, or dropped): the Response run() returned may be closed now.
+  if (job->response.closer) {
+    io->closers.push_back(job->response.closer);
+    job->response.closer = nullptr;
+  }
   if (io->spare_jobs.size() >= kSpareJobs) {
     delete job;
     return;
@@ -198,6 +216,7 @@ void on_jobs_done(uv_async_t*) {
 // so a burst of requests costs the Python thread one wake-up, not one each.
 void on_poll_handled(uv_check_t*) {
   if (io->for_python.empty()) return;
+  hand_over_closers();  // the answers before these requests are closed before their run()
   io->queue->push(io->for_python);
   io->for_python.clear();
 }

@@ -163,6 +163,23 @@ def is_response(output):
 _warned_dict_body = False
 
 
+def close_response(response):
+    """Calls close() of a Response run() returned, once its answer has been written or has failed, as
+    gunicorn closes the WSGI iterable Werkzeug returns (PEP 3333): it closes the body's iterable and runs the
+    call_on_close callbacks. An exception there is logged; the answer is out already."""
+    close = getattr(response, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except Exception as error:  # noqa: BLE001 - logged; nothing else is left to do for this request
+        from ._failure import _user_traceback
+
+        logger.error("%s.close() raised after the answer was sent (the client has it): a callback registered "
+                     "with call_on_close(), or the close() of the body, failed; fix it in the script.\n%s",
+                     type(response).__name__, _user_traceback(error))
+
+
 def response_parts(response):
     """A Response from run() as (status, reason, [(name, value)], body bytes or None, chunk iterator or None).
 
