@@ -274,3 +274,29 @@ def test_spine_boot_failure_multi_worker(server):
     loc = f'File "{s.script}", line 5'
     assert both.count(loc) == 1, f"traceback location {loc!r} should appear exactly once\n{s.logs()}"
     assert both.count("SyntaxError: expected ':'") == 1, s.logs()
+
+
+@pytest.mark.parametrize("signature, message", [
+    ("run(data, **kwargs)", "run() cannot accept positional-only arguments, *args, or **kwargs."),
+    ("run(data, /)", "run() cannot accept positional-only arguments, *args, or **kwargs."),
+    ("run()", "run() needs to accept an argument for input data."),
+    ("run(request_headers)", 'run() needs to accept an argument other than "request_headers".'),
+])
+def test_signatures_refused_at_start_exit_3(server, signature, message):
+    # README: the run() signatures the server refuses stop it with exit code 3.
+    s = server.start(f"def init():\n    pass\n\n\ndef {signature}:\n    return 1\n", expect_ready=False)
+    assert s.wait_exit(5) == 3, s.logs()
+    assert f"azureml_inference_server_http.server.user_script.UserScriptError: {message}" in s.stdout(), s.logs()
+
+
+def test_run_with_a_required_extra_parameter_starts_and_fails_each_request(server):
+    # README: other parameters are not checked at start, as in Azure ML: run(data, model, threshold) serves,
+    # and every request is a 500 whose log shows the TypeError.
+    s = server.start("def init():\n    pass\n\n\ndef run(data, model, threshold):\n    return data\n")
+    for _ in range(2):
+        r = request(s.port, "POST", "/score", body=b"x")
+        assert r.status == 500, r
+        assert r.json() == {"message": "An unexpected error occurred in scoring script. Check the logs for more info."}
+        assert r.one("x-ms-run-function-failed") == "True"
+    s.wait_for_log(r"TypeError: run\(\) missing 2 required positional arguments: 'model' and 'threshold'$")
+    assert s.alive()
