@@ -65,6 +65,10 @@ struct ScoreResponse {
   // The body is streamed (an iterator, not bytes), so it goes out chunked, as the reference sends it,
   // even when it turns out empty: then `body` is empty and `stream` is already null.
   bool streamed = false;
+  // A Response object run() returned (a new reference): its close() is due once the answer has been
+  // written or has failed (PEP 3333; Werkzeug's close runs the call_on_close callbacks). The I/O thread
+  // takes it when it is done with the job and hands it back to the Python thread for close_response().
+  void* closer = nullptr;
 
   // As new, for the next request (the stream must have ended); a small body keeps its capacity.
   void clear() {
@@ -79,6 +83,7 @@ struct ScoreResponse {
     exec_ms = 0;
     stream = nullptr;
     streamed = false;
+    closer = nullptr;  // taken already (worker/request.cpp release_job)
   }
 };
 
@@ -94,6 +99,9 @@ const std::vector<std::pair<std::string, std::string>>& swagger_documents();
 bool next_chunk(ScoreResponse& response, std::string& chunk, bool* failed);
 // Releases the stream's iterator (closing a generator the client no longer waits for).
 void end_stream(ScoreResponse& response);
+// Calls close() of a Response object run() returned (ScoreResponse::closer) and releases it; an exception
+// there is logged. Takes the GIL: call it on the Python thread.
+void close_response(void* closer);
 // SCORING_TIMEOUT_MS as boot read it; 0 when off. The I/O thread answers a run() that is stuck in
 // native code past this deadline, where the TimeoutError cannot reach it.
 long scoring_timeout_ms();

@@ -64,8 +64,9 @@ void log_unloggable() {
                  "configuration (logging.json).");
 }
 
-// Logs the pending Python exception through _requests.log_exception (ERROR "Encountered Exception: ...").
-void log_pending_exception() {
+// Logs the pending Python exception through _requests.log_exception (ERROR "Encountered Exception: ..."),
+// or through another of its loggers, given one more argument.
+void log_pending_exception(const char* logger = "log_exception", PyObject* arg2 = nullptr) {
   if (!PyErr_Occurred()) {
     logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
                    "The server's Python bridge failed without a Python exception. Please report this as a bug.");
@@ -76,7 +77,7 @@ void log_pending_exception() {
   PyErr_NormalizeException(&type, &value, &tb);
   if (tb && value) PyException_SetTraceback(value, tb);
   if (value) {
-    Ref done(call_server("log_exception", value));
+    Ref done(call_server(logger, value, arg2));
     if (!done) log_unloggable();
   }
   Py_XDECREF(type);
@@ -239,6 +240,7 @@ class ScoringTimer {
 };
 
 void take_response_object(PyObject* output, ScoreResponse& resp) {
+  resp.closer = Py_NewRef(output);  // closed once the answer is out, whatever happens to it
   Ref parts(call_server("response_parts", output));
   int status = 0;
   PyObject *reason = nullptr, *headers = nullptr, *body = nullptr, *chunks = nullptr;
@@ -406,7 +408,9 @@ void score(const ScoreRequest& req, ScoreResponse& resp) {
 
   if (!output) {
     bool timed_out = PyErr_ExceptionMatches(e.timeout_error);
-    log_pending_exception();
+    Ref timeout_ms(PyLong_FromLong(e.scoring_timeout_ms));
+    if (timeout_ms) log_pending_exception("log_run_exception", timeout_ms.get());
+    else log_pending_exception();
     if (timed_out)
       set_json_message(resp, 500, "Scoring timeout after " + std::to_string(e.scoring_timeout_ms) + " ms", true);
     else
@@ -417,6 +421,15 @@ void score(const ScoreRequest& req, ScoreResponse& resp) {
   resp.exec_ms = std::chrono::duration<double, std::milli>(finished - started).count();
   serialise_output(output.get(), resp);
   if (resp.stream) prime_stream(resp);
+}
+
+void close_response(void* closer) {
+  if (!closer) return;
+  embedded::Gil gil;
+  auto* response = static_cast<PyObject*>(closer);
+  Ref done(call_server("close_response", response));
+  if (!done) log_pending_exception();
+  Py_DECREF(response);
 }
 
 bool next_chunk(ScoreResponse& response, std::string& chunk, bool* failed) {

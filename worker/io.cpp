@@ -47,8 +47,12 @@ void on_connection(uv_stream_t* listener, int status) {
 
 void on_heartbeat(uv_timer_t*) { io->slot->heartbeat_ns.store(base::monotonic_ns(), std::memory_order_relaxed); }
 
-// Request lines wait in the I/O thread's buffer and go out once per loop pass, before the loop blocks.
-void on_loop_pass_end(uv_prepare_t*) { logline::flush(); }
+// Request lines wait in the I/O thread's buffer and go out once per loop pass, before the loop blocks;
+// then the Response objects answered in this pass go to the Python thread to be closed.
+void on_loop_pass_end(uv_prepare_t*) {
+  logline::flush();
+  hand_over_closers();
+}
 
 void io_main() {
   logline::buffer_this_thread();
@@ -56,6 +60,7 @@ void io_main() {
   uv_check_start(&io->hand_off, on_poll_handled);
   uv_run(&io->loop, UV_RUN_DEFAULT);
   logline::flush();
+  hand_over_closers();
 }
 
 // The settings the arbiter resolved, and those config.json may set (read after boot).

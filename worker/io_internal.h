@@ -149,6 +149,7 @@ struct Io {
   uv_check_t hand_off;             // gives the Python thread the pass's jobs at once (one wake-up)
   std::vector<Job*> for_python;    // jobs read in this loop pass, in order
   std::vector<Job*> spare_jobs;    // answered jobs kept for reuse (request.cpp)
+  std::vector<void*> closers;      // Response objects of answered jobs, for the Python thread to close
   std::vector<Completion> done;    // on_jobs_done's batch; kept to keep its capacity
   std::string log_scratch;  // a request line's message while it is built
   // Response headers of run()'s that were dropped and said so: each is logged once per worker, since a
@@ -209,7 +210,8 @@ void note_accept_failure();
 // ---- respond.cpp -------------------------------------------------------------------------------------
 void start_response(Connection* c, const http::Request& r, int status, std::string_view reason,
                     std::string_view content_type = {}, std::optional<size_t> content_length = {});
-void add_request_headers(Connection* c, const http::Request& r, const http::RequestIds& ids);
+// `cors`: false when the answer carries its own Access-Control-Allow-Origin (flask-cors then adds nothing).
+void add_request_headers(Connection* c, const http::Request& r, const http::RequestIds& ids, bool cors = true);
 void end_response(Connection* c, const http::Request& r, std::string_view body);
 // Every answer to a request that was read completely: counted and timed (count_answer_of), then its
 // access line (log_access) with the body bytes sent. note_answer does both; a streamed answer is counted
@@ -257,6 +259,7 @@ void refuse_waiting_jobs(std::string_view why);
 
 // ---- request.cpp -------------------------------------------------------------------------------------
 void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+void hand_over_closers();
 void on_jobs_done(uv_async_t*);
 void on_poll_handled(uv_check_t*);
 

@@ -80,6 +80,11 @@ struct JobQueue {
   std::vector<Completion> done;
   bool stopping = false;
   uv_async_t* done_async = nullptr;
+  // Response objects whose close() is due, handed over by the I/O thread once per loop pass (after its
+  // log lines, so close() callbacks log after the answer's access line), closed by the Python thread
+  // before its next run().
+  std::vector<void*> closing;
+  std::atomic<bool> has_closing{false};
   // The job run() is working on; cleared under `mutex` together with the push to `done`, so the I/O
   // thread, holding `mutex`, knows whether a job still waits for run().
   std::atomic<Job*> running{nullptr};
@@ -99,6 +104,23 @@ struct JobQueue {
       done.push_back(Completion{job, kind, std::move(data)});
     }
     uv_async_send(done_async);
+  }
+  void hand_closers(std::vector<void*>& closers) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      closing.insert(closing.end(), closers.begin(), closers.end());
+      has_closing.store(true, std::memory_order_relaxed);
+    }
+    closers.clear();
+    wake_python.notify_one();
+  }
+  // The closers handed over so far (the caller holds no lock).
+  void take_closers(std::vector<void*>& out) {
+    if (!has_closing.load(std::memory_order_relaxed)) return;
+    std::lock_guard<std::mutex> lock(mutex);
+    out.insert(out.end(), closing.begin(), closing.end());
+    closing.clear();
+    has_closing.store(false, std::memory_order_relaxed);
   }
   void stop() {
     {

@@ -19,6 +19,32 @@ Job* acquire_job() {
   return job;
 }
 
+}  // namespace
+
+// The Response objects of answered jobs go to the Python thread, after the log lines of their answers
+// (so a close() callback logs after the access line), and before any later request's job.
+void hand_over_closers() {
+  if (io->closers.empty()) return;
+  logline::flush();
+  io->queue->hand_closers(io->closers);
+}
+
+void release_job(Job* job) {
+  // The answer is written (or failed, or dropped): the Response run() returned may be closed now.
+  if (job->response.closer) {
+    io->closers.push_back(job->response.closer);
+    job->response.closer = nullptr;
+  }
+  if (io->spare_jobs.size() >= kSpareJobs) {
+    delete job;
+    return;
+  }
+  job->reset();
+  io->spare_jobs.push_back(job);
+}
+
+namespace {
+
 void queue_for_python(Connection* c, http::Request& r, uint64_t received_ns, http::RequestIds&& ids) {
   Job* job = acquire_job();
   job->connection = c;
@@ -141,15 +167,6 @@ void write_chunk(Connection* c, Job* job, std::string_view data) {
 
 }  // namespace
 
-void release_job(Job* job) {
-  if (io->spare_jobs.size() >= kSpareJobs) {
-    delete job;
-    return;
-  }
-  job->reset();
-  io->spare_jobs.push_back(job);
-}
-
 void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* c = reinterpret_cast<Connection*>(stream);
   if (nread < 0) {
@@ -228,6 +245,7 @@ void on_jobs_done(uv_async_t*) {
 // so a burst of requests costs the Python thread one wake-up, not one each.
 void on_poll_handled(uv_check_t*) {
   if (io->for_python.empty()) return;
+  hand_over_closers();  // the answers before these requests are closed before their run()
   if (!io->python_unavailable.empty()) return refuse_waiting_jobs(io->python_unavailable);
   io->queue->push(io->for_python);
   io->for_python.clear();

@@ -118,8 +118,8 @@ void start_response(Connection* c, const http::Request& r, int status, std::stri
 }
 
 // The after-request headers of "family A" responses (docs/behaviour.md 3.2), in the reference's order.
-void add_request_headers(Connection* c, const http::Request& r, const http::RequestIds& ids) {
-  io->cors.append_headers(r, c->out);
+void add_request_headers(Connection* c, const http::Request& r, const http::RequestIds& ids, bool cors) {
+  if (cors) io->cors.append_headers(r, c->out);
   if (!io->server_version.empty()) http::add_header(c->out, "x-ms-server-version", io->server_version);
   if (!ids.request_id.empty()) http::add_header(c->out, "x-request-id", ids.request_id);
   if (!ids.legacy_id.empty()) http::add_header(c->out, "x-ms-request-id", ids.legacy_id);
@@ -212,8 +212,18 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
                                  resp.status));
     }
   }
+  // flask-cors leaves an answer alone whose first Access-Control-Allow-Origin is not empty.
+  bool own_cors = false;
   std::string error_body;
-  if (failed) error_body = http::json_message(resp.error_message);
+  if (failed) {
+    error_body = http::json_message(resp.error_message);
+  } else {
+    for (const auto& [name, value] : resp.headers) {
+      if (!http::iequals(name, "access-control-allow-origin")) continue;
+      own_cors = !value.empty();
+      break;
+    }
+  }
   const std::string& body = failed ? error_body : resp.body;
   std::string_view reason =
       resp.reason.empty() || failed ? http::reason_phrase_upper(resp.status) : std::string_view(resp.reason);
@@ -268,7 +278,7 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
     auto end = fmt::format_to_n(ms, sizeof ms, FMT_COMPILE("{:.3f}"), resp.exec_ms).out;
     http::add_header(c->out, "x-ms-run-fn-exec-ms", std::string_view(ms, static_cast<size_t>(end - ms)));
   }
-  add_request_headers(c, r, ids);
+  add_request_headers(c, r, ids, !own_cors);
   end_response(c, r, streamed || bodyless ? std::string_view{} : std::string_view(body));  // chunks follow
   // The reference logs the view's line before the response goes out, the access line after.
   log_view_request(r, resp.status, job->handled_ms,

@@ -35,14 +35,22 @@ bool check_request_ids(Connection* c, const http::Request& r, http::RequestIds& 
   return true;
 }
 
-// Flask's automatic OPTIONS answer. The health and swagger views get it as Flask gives it; the score
-// view's (run() not taking the raw request) passes through its view, which adds its header and log line.
+// Flask's automatic OPTIONS answer. The health and swagger views get it as Flask gives it: an empty
+// Response whose Content-Length Werkzeug adds last, after every after-request header. The score view's
+// (run() not taking the raw request) is its AMLResponse("", 200): Content-Length in its place, its
+// header, its log line.
 void respond_options(Connection* c, const http::Request& r, const http::RequestIds& ids,
                      std::optional<uint64_t> score_received_ns = {}) {
-  start_response(c, r, 200, "OK", "text/html; charset=utf-8", size_t{0});
-  if (score_received_ns) http::add_header(c->out, "x-ms-run-function-failed", "False");
-  else http::add_header(c->out, "Allow", "GET, HEAD, OPTIONS");
-  add_request_headers(c, r, ids);
+  if (score_received_ns) {
+    start_response(c, r, 200, "OK", "text/html; charset=utf-8", size_t{0});
+    http::add_header(c->out, "x-ms-run-function-failed", "False");
+    add_request_headers(c, r, ids);
+  } else {
+    start_response(c, r, 200, "OK", "text/html; charset=utf-8", std::nullopt);
+    http::add_header(c->out, "Allow", "GET, HEAD, OPTIONS");
+    add_request_headers(c, r, ids);
+    http::add_header(c->out, "Content-Length", size_t{0});
+  }
   end_response(c, r, "");
   if (score_received_ns) log_view_request(r, 200, ms_since(*score_received_ns), 0, ids.request_id);
   note_answer(c, r, 200, 0, ids.request_id);
@@ -81,7 +89,9 @@ void respond_swagger(Connection* c, const http::Request& r, const http::RequestI
         available));
   }
   const std::string& sent = document && status == 200 ? *document : body;
+  // The reference answers both with AMLResponse(json_str=True): x-ms-run-function-failed False.
   start_response(c, r, status, http::reason_phrase_upper(status), "application/json", sent.size());
+  http::add_header(c->out, "x-ms-run-function-failed", "False");
   add_request_headers(c, r, ids);
   end_response(c, r, sent);
   log_view_request(r, status, ms_since(received_ns), sent.size(), ids.request_id);

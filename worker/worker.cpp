@@ -83,18 +83,28 @@ void run_job(Slot& slot, JobQueue& queue, Job* job) {
   queue.complete(job, failed ? Completion::Kind::abort : Completion::Kind::end);
 }
 
+void close_responses(JobQueue& queue, std::vector<void*>& closers) {
+  queue.take_closers(closers);
+  for (void* closer : closers) bridge::close_response(closer);
+  closers.clear();
+}
+
 void serve_jobs(Slot& slot, JobQueue& queue) {
   std::vector<Job*> batch;
+  std::vector<void*> closers;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(queue.mutex);
-      queue.wake_python.wait(lock, [&] { return queue.stopping || !queue.pending.empty(); });
-      if (queue.pending.empty()) return;  // stopping, and nothing left to run
+      queue.wake_python.wait(lock, [&] { return queue.stopping || !queue.pending.empty() || !queue.closing.empty(); });
+      if (queue.pending.empty() && queue.closing.empty()) return;  // stopping, and nothing left to do
       batch.assign(queue.pending.begin(), queue.pending.end());
       queue.pending.clear();
     }
+    // Responses answered before the next run(), as gunicorn closes one before it reads the next request.
+    close_responses(queue, closers);
     for (Job* job : batch) {
       run_job(slot, queue, job);
+      close_responses(queue, closers);
     }
     batch.clear();
   }
@@ -160,6 +170,8 @@ void run(const Options& options) {
 
   serve_jobs(slot, queue);
   join_io();
+  std::vector<void*> closers;  // the answers the I/O thread finished after the last job
+  close_responses(queue, closers);
   slot.state.store(SlotState::exiting);
   bridge::shutdown();
   logline::write(logline::Stream::err, logline::Level::info, "gunicorn.error",

@@ -93,30 +93,42 @@ def test_c63_init_raises(server):
     assert "Model Directory Contents:" not in out
 
 
+def _logged_messages(out, logger="azmlinfsrv"):
+    return re.findall(rf"^{TS} I \[\d+\] {re.escape(logger)} - (.*)$", out, re.M)
+
+
 def test_c63_init_raises_model_dir_tree(server, tmp_path):
     d = tmp_path / "model"
     (d / "sub" / "deeper").mkdir(parents=True)
+    (d / "empty").mkdir()
     (d / "a.txt").write_text("a")
+    (d / "Z.txt").write_text("z")
     (d / "sub" / "b.bin").write_text("b")
     (d / "sub" / "deeper" / "c.json").write_text("{}")
-    s = server.start("init_raises.py", args=["--model_dir", str(d)], expect_ready=False)
+    s = server.start("init_raises.py", args=["--model_dir", str(d) + "/"], expect_ready=False)
     rc = s.wait_exit(5)
     assert rc == 3, f"exit code {rc}\n{s.logs()}"
     out = s.stdout()
     assert "User's init function failed" in out, s.logs()
-    m = re.search(r"Model Directory Contents:", out)
-    assert m, s.logs()
-    tree = out[m.end():]
-    # dirs end in '/', 4-space indent per level, sorted
-    assert re.search(r"^\s*a\.txt$", tree, re.M), tree
-    assert re.search(r"^\s*sub/$", tree, re.M), tree
-    sub_indent = len(re.search(r"^(\s*)sub/$", tree, re.M).group(1))
-    b = re.search(r"^(\s*)b\.bin$", tree, re.M)
-    deeper = re.search(r"^(\s*)deeper/$", tree, re.M)
-    c = re.search(r"^(\s*)c\.json$", tree, re.M)
-    assert b and deeper and c, tree
-    assert len(b.group(1)) == sub_indent + 4 and len(deeper.group(1)) == sub_indent + 4, tree
-    assert len(c.group(1)) == sub_indent + 8, tree
+    # As the reference logs it: one line per entry, the folder's own name first, sorted, folders with a
+    # slash, four spaces per level.
+    messages = _logged_messages(out)
+    at = messages.index("Model Directory Contents:")
+    assert messages[at:] == ["Model Directory Contents:", "model/", "    Z.txt", "    a.txt", "    empty/", "    sub/",
+                             "        b.bin", "        deeper/", "            c.json"], s.logs()
+
+
+def test_c63_model_dir_tree_truncated_at_200_lines(server, tmp_path):
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(250):
+        (d / f"f{i:03}").write_text("")
+    s = server.start("init_raises.py", args=["--model_dir", str(d)], expect_ready=False)
+    assert s.wait_exit(5) == 3, s.logs()
+    messages = _logged_messages(s.stdout())
+    at = messages.index("Model Directory Contents:")
+    assert messages[at + 1:] == ["many/"] + [f"    f{i:03}" for i in range(199)] + [
+        "Output Truncated. First 200 lines shown."], s.logs()
 
 
 @pytest.mark.parametrize("fixture,message", [
@@ -133,6 +145,8 @@ def test_c64_bad_script_shape(server, fixture, message):
     assert message in s.stdout(), s.logs()
     if fixture != "star_args.py":
         assert f"User script at {s.script} {message}" in s.stdout(), s.logs()
+        # The reference checks for init() and run() before it names the script it found.
+        assert "Found user script" not in s.stdout(), s.logs()
 
 
 def test_c66_port_flag(server):
@@ -260,3 +274,29 @@ def test_spine_boot_failure_multi_worker(server):
     loc = f'File "{s.script}", line 5'
     assert both.count(loc) == 1, f"traceback location {loc!r} should appear exactly once\n{s.logs()}"
     assert both.count("SyntaxError: expected ':'") == 1, s.logs()
+
+
+@pytest.mark.parametrize("signature, message", [
+    ("run(data, **kwargs)", "run() cannot accept positional-only arguments, *args, or **kwargs."),
+    ("run(data, /)", "run() cannot accept positional-only arguments, *args, or **kwargs."),
+    ("run()", "run() needs to accept an argument for input data."),
+    ("run(request_headers)", 'run() needs to accept an argument other than "request_headers".'),
+])
+def test_signatures_refused_at_start_exit_3(server, signature, message):
+    # README: the run() signatures the server refuses stop it with exit code 3.
+    s = server.start(f"def init():\n    pass\n\n\ndef {signature}:\n    return 1\n", expect_ready=False)
+    assert s.wait_exit(5) == 3, s.logs()
+    assert f"azureml_inference_server_http.server.user_script.UserScriptError: {message}" in s.stdout(), s.logs()
+
+
+def test_run_with_a_required_extra_parameter_starts_and_fails_each_request(server):
+    # README: other parameters are not checked at start, as in Azure ML: run(data, model, threshold) serves,
+    # and every request is a 500 whose log shows the TypeError.
+    s = server.start("def init():\n    pass\n\n\ndef run(data, model, threshold):\n    return data\n")
+    for _ in range(2):
+        r = request(s.port, "POST", "/score", body=b"x")
+        assert r.status == 500, r
+        assert r.json() == {"message": "An unexpected error occurred in scoring script. Check the logs for more info."}
+        assert r.one("x-ms-run-function-failed") == "True"
+    s.wait_for_log(r"TypeError: run\(\) missing 2 required positional arguments: 'model' and 'threshold'$")
+    assert s.alive()

@@ -1,5 +1,6 @@
-"""Checklist items 57, 58: CORS (docs/behaviour.md 3.8; the reference uses flask-cors 6 with origins from
-AML_CORS_ORIGINS / --access_control_allow_origins split on "," and stripped, methods GET, POST)."""
+"""Checklist items 57, 58: CORS (docs/behaviour.md 3.8; the reference uses flask-cors with origins from
+AML_CORS_ORIGINS / --access_control_allow_origins split on "," and stripped, methods GET, POST). The expected
+values below are what the reference answered to the same requests."""
 import pytest
 
 from bb_http import request
@@ -109,3 +110,62 @@ def test_cors_off_by_default(echo_server):
                 headers={"Origin": "www.microsoft.com", "Access-Control-Request-Method": "POST"})
     assert r.status == 200, r
     assert not r.has(ACAO) and not r.has("Access-Control-Allow-Methods"), r
+
+
+PREFLIGHT = {"Origin": "www.microsoft.com", "Access-Control-Request-Method": "POST"}
+
+
+@pytest.mark.parametrize("asked, allowed", [
+    ("content-type,authorization", "authorization, content-type"),
+    ("Content-Type, authorization,X-Foo , content-type,,", ", , Content-Type, X-Foo, authorization, content-type"),
+    ("x-b,\tx-a", "x-a, x-b"),
+])
+def test_c58_preflight_allow_headers_sorted(cors_server, asked, allowed):
+    # flask-cors: the names split on ",", stripped, sorted (upper case first), joined by ", "; neither
+    # lower-cased nor de-duplicated.
+    r = request(cors_server.port, "OPTIONS", "/score", headers=dict(PREFLIGHT, **{"Access-Control-Request-Headers": asked}))
+    assert r.status == 200, r
+    assert r.all("Access-Control-Allow-Headers") == [allowed], r
+
+
+def test_c58_preflight_allow_headers_of_repeated_lines(cors_server):
+    # Repeated request lines reach flask-cors joined by "," (gunicorn's environ).
+    headers = list(PREFLIGHT.items()) + [("Access-Control-Request-Headers", "x-b"),
+                                         ("Access-Control-Request-Headers", "x-a")]
+    r = request(cors_server.port, "OPTIONS", "/swagger.json", headers=headers)
+    assert r.all("Access-Control-Allow-Headers") == ["x-a, x-b"], r
+    names = [name for name, _ in r.headers]
+    assert names.index(ACAO) < names.index("Access-Control-Allow-Headers") < names.index(
+        "Access-Control-Allow-Methods") < names.index("Vary") < names.index("x-ms-server-version"), r
+
+
+@pytest.mark.parametrize("method, preflight", [("POST", True), ("get", True), ("T, P", True), ("DELETE", False),
+                                               ("PUT", False)])
+def test_c58_preflight_method_rule(cors_server, method, preflight):
+    # flask-cors tests the upper-cased method with `in` against the string "GET, POST".
+    r = request(cors_server.port, "OPTIONS", "/score",
+                headers={"Origin": "www.microsoft.com", "Access-Control-Request-Method": method,
+                         "Access-Control-Request-Headers": "x-a"})
+    assert r.all(ACAO) == ["www.microsoft.com"], r
+    assert r.has("Access-Control-Allow-Methods") == preflight, r
+    assert r.has("Access-Control-Allow-Headers") == preflight, r
+
+
+def test_c57_one_origin_no_vary(server):
+    # flask-cors adds Vary: Origin only when the answer can vary: several origins, or a pattern.
+    s = server.start("echo_input.py", env={"AML_CORS_ORIGINS": "www.microsoft.com"})
+    for headers in ({"Origin": "www.microsoft.com"}, {}):
+        r = request(s.port, "GET", "/", headers=headers)
+        assert r.all(ACAO) == ["www.microsoft.com"], r
+        assert not r.has("Vary"), r
+
+
+def test_c57_own_allow_origin_left_alone(server):
+    # flask-cors leaves a response that already has a non-empty Access-Control-Allow-Origin alone.
+    s = server.start("raw_own_cors.py", env={"AML_CORS_ORIGINS": ORIGINS})
+    r = request(s.port, "GET", "/score?own=mine", headers={"Origin": "www.bing.com"})
+    assert r.all(ACAO) == ["mine"] and not r.has("Vary"), r
+    r = request(s.port, "GET", "/score?own=", headers={"Origin": "www.bing.com"})
+    assert r.all(ACAO) == ["", "www.bing.com"] and r.all("Vary") == ["Origin"], r
+    r = request(s.port, "GET", "/score", headers={"Origin": "www.bing.com"})
+    assert r.all(ACAO) == ["www.bing.com"] and r.all("Vary") == ["Origin"], r

@@ -103,9 +103,6 @@ def test_docs_raw(server, page):
         assert r.status == 200 and r.body == b"", r
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 (2): the server leaves the defaulted `scale` out of the call, where "
-                   "the reference passes its default; inference-schema's decorator then raises IndexError (500). "
-                   "Hidden until the stand-in behaved as the real package")
 def test_docs_schema(server, page):
     s = server.start(os.path.join(EX, "schema.py"), cwd=EX, env=PYLIB)
     cases = [
@@ -130,7 +127,7 @@ def test_docs_numpy_output(server, page):
     assert r.status == 500, r
     assert r.text == '{"message": "An unexpected internal error occurred. Check the logs for more info."}'
     shown(page, "'127.0.0.1:5001/score?as=array'\n" + r.text)
-    m = s.wait_for_log(r" E \[\d+\] azmlinfsrv - (run\(\) returned a ndarray.*)$")
+    m = s.wait_for_log(r" E \[\d+\] azmlinfsrv - (run\(\) returned a numpy\.ndarray.*)$")
     shown(page, " ".join(m.group(1).split()[:8]))
 
 

@@ -18,6 +18,28 @@ def assert_utc_recent(ts):
     assert abs((now - t).total_seconds()) < 120, f"log timestamp {ts} is not UTC now ({now})"
 
 
+def test_worker_boot_sequence(server):
+    # docs/behaviour.md 2.2: the worker's boot lines in the reference's order; its own tests look for
+    # "Starting up app insights client".
+    s = server.start("echo_input.py", env={"AML_CORS_ORIGINS": "http://a.com, http://b.com"})
+    s.wait_for_log(r"Worker with pid \d+ ready for serving traffic$")
+    out = s.stdout()
+    worker_lines = out[out.index("Initializing logger"):].splitlines()
+    messages = [re.sub(rf"^{TS} I \[\d+\] ", "", line) for line in worker_lines]
+    assert messages[:10] == [
+        "Initializing logger",
+        "azmlinfsrv - Starting up app insights client",
+        "azmlinfsrv - Enabling CORS for the following origins: http://a.com, http://b.com",
+        f"azmlinfsrv.user_script - Found user script at {s.script}",
+        "azmlinfsrv.user_script - run() is not decorated. Server will invoke it with the input in JSON string.",
+        "azmlinfsrv.user_script - Invoking user's init function",
+        "azmlinfsrv.user_script - Users's init has completed successfully",
+        "azmlinfsrv.swagger - Swaggers are prepared for the following versions: [2, 3, 3.1].",
+        "azmlinfsrv - Scoring timeout is set to 3600000",
+        f"azmlinfsrv - Worker with pid {min(s.workers())} ready for serving traffic",
+    ], s.logs()
+
+
 def test_c75_print_hook(server):
     # a non-UTC TZ must not change the log timestamps (they are UTC)
     s = server.start("print_in_init.py", env={"TZ": "IST-5:30"})

@@ -4,6 +4,7 @@ inference-schema is not packaged in Debian; tests/fixtures/pylib holds a stand-i
 put on the server's sys.path through PYTHONPATH."""
 import json
 import os
+import re
 
 import pytest
 
@@ -23,15 +24,6 @@ def schema_server(session_servers):
 def schema_default_server(session_servers):
     return session_servers.start("schema_num_default.py", env=PYLIB)
 
-
-# Server bugs the stand-in hid while it differed from the real inference-schema (tests/differential/
-# compare_schema.py); the goldens c17 and c22 show them too. strict: remove the mark with the fix.
-DEFAULTS_BUG = pytest.mark.xfail(strict=True, reason="issue 12 (2): the server leaves a defaulted parameter the "
-                                 "request lacks out of the call, where the reference passes its default; the real "
-                                 "decorator then looks for it by position and raises IndexError (500)")
-VERSIONS_BUG = pytest.mark.xfail(strict=True, reason="issue 12 (3, 4): the server asks inference-schema for "
-                                 "get_supported_versions_for_input/_output, which it does not have (it has "
-                                 "get_supported_versions), so a mixed-type sample still gets swagger 2")
 
 def msg(r):
     return r.body.decode()
@@ -87,7 +79,6 @@ def test_c45_missing_parameter_400(schema_server):
         assert not r.has("x-ms-run-fn-exec-ms")
 
 
-@DEFAULTS_BUG
 def test_c45_default_used(schema_default_server):
     r = request(schema_default_server.port, "POST", "/score", headers=JSON, body="{}")
     assert r.status == 200, r
@@ -96,6 +87,20 @@ def test_c45_default_used(schema_default_server):
     assert r.status == 200 and r.json()["num"] == 1, r
     r = request(schema_default_server.port, "GET", "/score?num=5", headers={"test-header": "th"})
     assert r.json() == {"num": 5, "test_header": "th"}  # request_headers works in object mode too
+
+
+def test_c45_defaults_passed_by_keyword(server):
+    # inference-schema's decorator converts a parameter it finds among the keyword arguments, else among the
+    # positional ones: a defaulted parameter the request leaves out must still be passed, as the reference passes
+    # it (its default), or the decorator fails with an IndexError and every such request is a 500.
+    s = server.start("schema_defaulted.py", env=PYLIB)
+    for method, target, body, expected in (("POST", "/score", '{"num": 3}', {"num": 3, "opt": 7}),
+                                           ("GET", "/score?num=4", None, {"num": 4, "opt": 7}),
+                                           ("POST", "/score", '{"num": 3, "opt": 9}', {"num": 3, "opt": 9})):
+        r = request(s.port, method, target, headers=JSON if body else None, body=body)
+        assert r.status == 200, (method, target, r, s.logs())
+        assert r.json() == expected
+    assert "IndexError" not in s.stdout()
 
 
 @pytest.mark.parametrize("ct", ["text/plain", "application/x-www-form-urlencoded", None, "application/jsonx",
@@ -147,7 +152,6 @@ def test_object_mode_swagger(schema_server):
         "type": "object", "properties": {"num": {"type": "integer", "format": "int64"}}, "example": {"num": 1}}
 
 
-@VERSIONS_BUG
 def test_c53_swagger_mixed_list(server):
     s = server.start("schema_mixed_list.py", env=PYLIB)
     r = request(s.port, "GET", "/swagger.json?version=2")
@@ -171,3 +175,20 @@ def test_c53_swagger_mixed_list(server):
     # scoring itself is unaffected
     r = request(s.port, "POST", "/score", headers=JSON, body='{"data": [2, "b"]}')
     assert r.status == 200 and r.json() == {"data": [2, "b"]}, r
+
+
+def test_c53_user_swagger_files_served_for_every_version(server, tmp_path):
+    # The reference reads the user's files first, for every version, whatever run()'s schemas support; an empty
+    # (false) document does not count: for version 2 it goes on to swagger2.json, then to the generated one.
+    (tmp_path / "swagger.json").write_text("{}")
+    (tmp_path / "swagger2.json").write_text('{"mine": 2}')
+    s = server.start(os.path.join(FIXTURES, "schema_mixed_list.py"), env=dict(PYLIB, AML_APP_ROOT=str(tmp_path)))
+    r = request(s.port, "GET", "/swagger.json")
+    assert r.status == 200 and r.body == b'{"mine": 2}', r
+    assert request(s.port, "GET", "/swagger.json?version=3.1").json()["openapi"] == "3.1.0"
+    r = request(s.port, "GET", "/swagger.json?version=4")
+    assert r.json() == {"message": "Swagger version [4] is not valid. Supported versions: [2, 3, 3.1]."}
+    for name in ("swagger.json", "swagger2.json"):
+        s.wait_for_log(r"azmlinfsrv\.swagger - Loaded user's swagger file for version \[2\] from "
+                       + re.escape(str(tmp_path / name)) + "$")
+    s.wait_for_log(r"azmlinfsrv\.swagger - Swaggers are prepared for the following versions: \[2, 3, 3\.1\]\.$")

@@ -182,3 +182,46 @@ def test_c39_streaming_keepalive_framing(raw_server):
         assert r.chunks is not None and len(r.chunks) == 4, r
         r2 = c.request("GET", "/score?case=methods")
         assert r2.status == 200 and r2.body == b"seen GET", r2
+
+
+def closed_so_far(s):
+    return request(s.port, "GET", "/score?kind=closed").json()
+
+
+def test_response_close_called_after_the_answer(server):
+    # PEP 3333: the server calls close() of the Response run() returned once the answer is out (gunicorn closes
+    # the iterable Werkzeug returns): call_on_close callbacks run, the body's own close() too. The reference's
+    # order, observed: the request's access line, then the callback's print, before the next run().
+    s = server.start("response_close.py")
+    r = request(s.port, "GET", "/score?n=1")
+    assert r.status == 200 and r.body == b"body 1", r
+    assert closed_so_far(s) == ["1"]
+    out = s.stdout()
+    access = out.index('"GET /score?n=1 HTTP/1.1" 200 6')
+    assert out.index("azmlinfsrv.print - closed 1") > access, out
+    with Conn(s.port) as c:  # a streamed body: its close() and the callbacks, once the last chunk is out
+        r = c.request("GET", "/score?kind=stream&n=2")
+        assert r.status == 200 and r.chunks == [b"a", b"b"], r
+    assert closed_so_far(s) == ["1", "body 2", "2"]
+
+
+def test_response_close_called_when_the_body_fails(server):
+    s = server.start("response_close.py")
+    with Conn(s.port) as c:
+        c.send_raw(Conn.build("GET", "/score?kind=stream&n=fail5"))
+        got = c.pending_bytes(wait=3)  # up to the cut, mid-body
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n") and not got.endswith(b"0\r\n\r\n"), got
+    assert closed_so_far(s) == ["body fail5", "fail5"]
+
+
+def test_response_close_that_raises_is_logged(server):
+    s = server.start("response_close.py")
+    r = request(s.port, "GET", "/score?kind=raises&n=3")
+    assert r.status == 200 and r.body == b"raises 3", r
+    m = s.wait_for_log(r" E \[\d+\] azmlinfsrv - AMLResponse\.close\(\) raised after the answer was sent \(the "
+                       r"client has it\): a callback registered with call_on_close\(\), or the close\(\) of the body, "
+                       r"failed; fix it in the script\.\n((?:.*\n)*?)ZeroDivisionError: division by zero$")
+    assert "azureml_inference_server_http/" not in m.group(1), m.group(0)
+    assert closed_so_far(s) == []  # Werkzeug stops at the callback that raised, as in the reference
+    assert request(s.port, "GET", "/score?n=4").status == 200
+    assert closed_so_far(s) == ["4"]

@@ -94,6 +94,20 @@ def test_driver_module(server, tmp_path):
     s = server.start(str(script), cwd=str(tmp_path))
     s.wait_for_log(r"azmlinfsrv\.print - outer init called$")
     assert request(s.port, "POST", "/score", body=b"d").json() == {"driver": "d"}
+    # The entry script is the driver script; the module it names holds the score script (the reference's line).
+    s.wait_for_log(r"azmlinfsrv\.user_script - Found driver script at " + re.escape(str(script))
+                   + " and the score script at " + re.escape(str(tmp_path / "driver_impl.py")) + "$")
+
+
+def test_driver_module_entry_script_needs_its_own_run(server, tmp_path):
+    # The reference checks init() and run() on the entry module before it looks at driver_module.
+    (tmp_path / "driver_impl.py").write_text("def run(data):\n    return {'driver': data}\n")
+    script = tmp_path / "score.py"
+    script.write_text("import driver_impl as driver_module\n\ndef init():\n    pass\n")
+    s = server.start(str(script), cwd=str(tmp_path), expect_ready=False)
+    assert s.wait_exit(5) == 3, s.logs()
+    assert f"User script at {script} does not have a run() function defined." in s.stdout(), s.logs()
+    assert "Found driver script" not in s.stdout(), s.logs()
 
 
 def test_import_main_without_entry_script(server, tmp_path):

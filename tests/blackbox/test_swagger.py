@@ -4,6 +4,8 @@ The generated documents must equal the reference's expected ones, parsed and in 
 import json
 import os
 
+import pytest
+
 from bb_http import request
 from conftest import FIXTURES
 
@@ -91,6 +93,34 @@ def test_swagger_head_and_options(echo_server):
     assert head.one("Content-Length") == str(len(get.body))
     options = request(p, "OPTIONS", "/swagger.json")
     assert options.status == 200 and options.one("Allow") == "GET, HEAD, OPTIONS"
+
+
+# The header names, in order, the reference sends (observed; gunicorn's Connection left out, ours keeps alive).
+_SWAGGER_HEADERS = ["Server", "Date", "Content-Type", "Content-Length", "x-ms-run-function-failed",
+                    "x-ms-server-version", "x-request-id", "x-ms-request-id", "x-ms-client-request-id", "TraceId"]
+_AUTOMATIC_OPTIONS_HEADERS = ["Server", "Date", "Content-Type", "Allow", "x-ms-server-version", "x-request-id",
+                              "x-ms-request-id", "x-ms-client-request-id", "TraceId", "Content-Length"]
+
+
+@pytest.mark.parametrize("method, target, status", [
+    ("GET", "/swagger.json", 200), ("GET", "/swagger.json?version=3.1", 200), ("HEAD", "/swagger.json", 200),
+    ("GET", "/swagger.json?version=4", 404), ("HEAD", "/swagger.json?version=4", 404),
+])
+def test_swagger_header_set(echo_server, method, target, status):
+    # The reference answers /swagger.json, a 404 included, with AMLResponse(..., json_str=True).
+    r = request(echo_server.port, method, target, headers={"x-ms-client-request-id": "c1", "TraceId": "t1"})
+    assert r.status == status, r
+    assert [name for name, _ in r.headers] == _SWAGGER_HEADERS, r
+    assert r.one("x-ms-run-function-failed") == "False"
+
+
+@pytest.mark.parametrize("target", ["/swagger.json", "/"])
+def test_automatic_options_header_set(echo_server, target):
+    # Flask's automatic OPTIONS answer is an empty Response: Werkzeug adds its Content-Length last.
+    r = request(echo_server.port, "OPTIONS", target, headers={"x-ms-client-request-id": "c1", "TraceId": "t1"})
+    assert r.status == 200 and r.body == b"", r
+    assert [name for name, _ in r.headers] == _AUTOMATIC_OPTIONS_HEADERS, r
+    assert r.one("Content-Length") == "0"
 
 
 PYLIB = os.path.join(FIXTURES, "pylib")  # the inference-schema stand-in

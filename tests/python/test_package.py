@@ -570,7 +570,7 @@ def test_run_parameters_agree_with_inspect_signature(run):
              inspect.Parameter.VAR_POSITIONAL: "var_positional",
              inspect.Parameter.KEYWORD_ONLY: "keyword_only",
              inspect.Parameter.VAR_KEYWORD: "var_keyword"}
-    expected = [(p.name, kinds[p.kind], p.default is not inspect.Parameter.empty)
+    expected = [(p.name, kinds[p.kind], _script.NO_DEFAULT if p.default is inspect.Parameter.empty else p.default)
                 for p in inspect.signature(run).parameters.values()]
     assert _script.run_parameters(run) == expected
 

@@ -38,16 +38,57 @@ TEST_CASE("without an Origin: * for a wildcard, else the first plain origin in s
         "Access-Control-Allow-Origin: http://a.example\r\nVary: Origin\r\n");
 }
 
-TEST_CASE("a preflight also gets the methods and the echoed request headers") {
+TEST_CASE("a preflight also gets the methods and the requested headers, sorted") {
   auto policy = http::CorsPolicy::parse("www.microsoft.com");
   std::string out = headers_for(policy, "OPTIONS",
                                 {{"Origin", "www.microsoft.com"},
                                  {"Access-Control-Request-Method", "POST"},
                                  {"Access-Control-Request-Headers", "x-a, content-type"}});
-  CHECK_THAT(out, Catch::Contains("Access-Control-Allow-Methods: GET, POST\r\n"));
-  CHECK_THAT(out, Catch::Contains("Access-Control-Allow-Headers: x-a, content-type\r\n"));
+  CHECK(out ==
+        "Access-Control-Allow-Origin: www.microsoft.com\r\nAccess-Control-Allow-Headers: content-type, x-a\r\n"
+        "Access-Control-Allow-Methods: GET, POST\r\n");  // one origin: no Vary
   CHECK_THAT(headers_for(policy, "OPTIONS", {{"Origin", "www.microsoft.com"}}),
              !Catch::Contains("Access-Control-Allow-Methods"));
+}
+
+TEST_CASE("Access-Control-Allow-Headers: split on commas, stripped as Python strips, sorted by byte, kept as sent") {
+  auto policy = http::CorsPolicy::parse("www.microsoft.com");
+  auto allowed = [&](std::string asked) {
+    std::string out = headers_for(policy, "OPTIONS",
+                                  {{"Origin", "www.microsoft.com"},
+                                   {"Access-Control-Request-Method", "get"},
+                                   {"Access-Control-Request-Headers", asked}});
+    auto at = out.find("Access-Control-Allow-Headers: ");
+    if (at == std::string::npos) return std::string("(none)");
+    at += 30;
+    return out.substr(at, out.find("\r\n", at) - at);
+  };
+  CHECK(allowed("content-type,authorization") == "authorization, content-type");
+  CHECK(allowed("B, a, A, b, a") == "A, B, a, a, b");
+  CHECK(allowed(" x ,, y") == ", x, y");
+  CHECK(allowed("\xa0x-\xe9\x85, x-z") == "x-z, x-\xe9");  // NBSP and NEL are whitespace to str.strip()
+  CHECK(allowed("") == "(none)");
+}
+
+TEST_CASE("the preflight's method must be a substring of \"GET, POST\" once upper-cased, as flask-cors tests it") {
+  auto policy = http::CorsPolicy::parse("www.microsoft.com");
+  auto preflight = [&](std::string method) {
+    return headers_for(policy, "OPTIONS",
+                       {{"Origin", "www.microsoft.com"}, {"Access-Control-Request-Method", method}})
+               .find("Access-Control-Allow-Methods") != std::string::npos;
+  };
+  CHECK(preflight("POST"));
+  CHECK(preflight("get"));
+  CHECK(preflight("T, P"));
+  CHECK_FALSE(preflight("DELETE"));
+  CHECK_FALSE(preflight(""));
+}
+
+TEST_CASE("Vary: Origin only with several origins or a pattern") {
+  CHECK(headers_for(http::CorsPolicy::parse("www.microsoft.com"), "GET", {{"Origin", "www.microsoft.com"}}) ==
+        "Access-Control-Allow-Origin: www.microsoft.com\r\n");
+  CHECK(headers_for(http::CorsPolicy::parse("*"), "GET", {{"Origin", "http://x"}}) ==
+        "Access-Control-Allow-Origin: http://x\r\nVary: Origin\r\n");
 }
 
 TEST_CASE("origins with regex characters are patterns, matched from the start") {

@@ -15,6 +15,11 @@ class BootFailure(Exception):
     """A boot error whose message is the whole story (no traceback of ours needed)."""
 
 
+class UserScriptError(BootFailure):
+    """A script the reference refuses with its UserScriptError (no init() or run(), a run() it cannot call):
+    logged with the final line of the reference's traceback (_failure.py)."""
+
+
 def _env(name, default=None):
     # The reference's settings object matches env names case-insensitively (docs/behaviour.md 1.4).
     if name in os.environ:

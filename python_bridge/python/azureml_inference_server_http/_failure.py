@@ -3,7 +3,7 @@ without the server's own frames, the model folder's tree after an init() failure
 
 import os
 
-from ._config import BootFailure, _configuration_error, _env
+from ._config import BootFailure, UserScriptError, _configuration_error, _env
 from ._lazy_logging import get_logger
 
 logger = get_logger("azmlinfsrv")
@@ -12,24 +12,35 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _TREE_LINE_LIMIT = 200
 
 
-def _log_model_dir_tree(model_dir):
-    if not model_dir or not os.path.isdir(model_dir):
+def _walk_path(path, depth=0):
+    """The reference's tree lines: the folder's own name with a trailing slash, then its entries sorted,
+    four spaces more per level, folders with a slash. A folder that cannot be listed ends its branch."""
+    path = os.path.normpath(path)
+    line = "    " * depth + os.path.basename(path.rstrip(os.sep))
+    if not os.path.isdir(path):
+        yield line
         return
-    lines = []
+    yield line + os.sep
+    try:
+        children = sorted(os.listdir(path))
+    except OSError:
+        return
+    for child in children:
+        yield from _walk_path(os.path.join(path, child), depth + 1)
 
-    def walk(folder, depth):
-        for name in sorted(os.listdir(folder)):
-            full = os.path.join(folder, name)
-            is_dir = os.path.isdir(full)
-            lines.append("    " * depth + name + ("/" if is_dir else ""))
-            if is_dir:
-                walk(full, depth + 1)
 
-    walk(model_dir, 0)
-    text = "\n".join(lines[:_TREE_LINE_LIMIT])
-    if len(lines) > _TREE_LINE_LIMIT:
-        text += "\nOutput Truncated. First %d lines shown." % _TREE_LINE_LIMIT
-    logger.info("Model Directory Contents:\n%s", text)
+def _log_model_dir_tree(model_dir):
+    """After an init() failure (docs/behaviour.md 2.3): one log line per entry, at most 200."""
+    if not model_dir or not os.path.exists(model_dir):
+        return
+    logger.info("Model Directory Contents:")
+    tree = _walk_path(model_dir)
+    for count, line in enumerate(tree, 1):
+        logger.info("%s", line)
+        if count == _TREE_LINE_LIMIT:
+            break
+    if next(tree, None):
+        logger.info("Output Truncated. First %d lines shown.", _TREE_LINE_LIMIT)
 
 
 def _user_traceback(error):
@@ -43,32 +54,56 @@ def _user_traceback(error):
     return "".join(summary.format()).rstrip("\n")
 
 
+# The reference wraps the script's exception in one of its own (raise ... from ex) and logs the traceback
+# of that one, whose last line log readers key their alerts on. Ours keeps the script's frames only and
+# ends the same way: the chaining sentence, that last line, and the empty line its message ends with.
+_REFERENCE_EXCEPTION_MODULE = "azureml_inference_server_http.server.user_script."
+USER_SCRIPT_EXCEPTION = ("UserScriptException", "Caught an unhandled exception from the user script")
+USER_SCRIPT_IMPORT_EXCEPTION = ("UserScriptImportException",
+                                "Failed to import user script because it raised an unhandled exception")
+
+
+def reference_exception_line(name, message):
+    """The last line of the reference's traceback for its exception `name`, with the newline after it."""
+    return "%s%s: %s\n" % (_REFERENCE_EXCEPTION_MODULE, name, message)
+
+
+def user_traceback_as_reference(error, reference_exception):
+    """The script's traceback, then the reference's exception that wraps it (docs/behaviour.md 6.3)."""
+    return (_user_traceback(error) + "\n\nThe above exception was the direct cause of the following exception:\n\n"
+            + reference_exception_line(*reference_exception))
+
+
 def _report_boot_failure(stage, error, entry_script):
-    detail = _user_traceback(error)
     if stage == "config":
         if isinstance(error, BootFailure):
             _configuration_error([str(error)])
         else:
-            logger.critical("Invalid config file!: %s", detail)
+            logger.critical("Invalid config file!: %s", _user_traceback(error))
         return
     if stage == "debugger":
-        logger.error("%s", error if isinstance(error, BootFailure) else detail)
+        logger.error("%s", error if isinstance(error, BootFailure) else _user_traceback(error))
         return
     if stage == "init":
         logger.error("User's init function failed")
-        logger.error("Encountered Exception %s", detail)
+        logger.error("Encountered Exception %s", user_traceback_as_reference(error, USER_SCRIPT_EXCEPTION))
         _log_model_dir_tree(_env("AZUREML_MODEL_DIR", ""))
         return
-    if isinstance(error, BootFailure):
-        logger.error("%s", error)
+    if isinstance(error, UserScriptError):
+        logger.error("%s", reference_exception_line("UserScriptError", error))
         return
+    if isinstance(error, BootFailure):
+        for line in str(error).split("\n"):  # the reference logs each of these lines as its own record
+            logger.error("%s", line)
+        return
+    header = "Failed to load the entry script %s:" % (entry_script or "main.py")
     if isinstance(error, FileNotFoundError) and entry_script and error.filename == entry_script:
         logger.error("No such file or directory.")
     elif _is_sibling_import(error, entry_script):
-        detail += ("\nHint: %s sits beside the entry script, but the entry script's folder is not on sys.path "
+        header += ("\nHint: %s sits beside the entry script, but the entry script's folder is not on sys.path "
                    "(as in Azure ML). Set AML_APP_ROOT to that folder (or run the server from it), or set "
                    "AZUREML_SOURCE_DIRECTORY." % error.name)
-    logger.error("Failed to load the entry script %s:\n%s", entry_script or "main.py", detail)
+    logger.error("%s\n%s", header, user_traceback_as_reference(error, USER_SCRIPT_IMPORT_EXCEPTION))
 
 
 def _is_sibling_import(error, entry_script):

@@ -81,12 +81,17 @@ def object_arguments(entry, method, query, content_type, body):
             raise ClientError(400, "POST body could not be decoded as JSON: %s" % error)
         if not isinstance(data, dict):
             raise ClientError(400, "POST body should be a JSON dictionary.")
+    # Every parameter by keyword, a default included when the request leaves it out, as the reference calls
+    # run(): inference-schema's decorator looks for a parameter it converts among the positional arguments
+    # when it is not a keyword one, and fails (IndexError) when it is in neither.
+    from ._script import NO_DEFAULT
+
     arguments = {}
-    for name, has_default in entry.parameters:
-        if name in data:
-            arguments[name] = data[name]
-        elif not has_default:
+    for name, default in entry.parameters:
+        value = data.get(name, default)
+        if value is NO_DEFAULT:
             raise ClientError(400, "A value is not provided for the %r parameter." % name)
+        arguments[name] = value
     return arguments
 
 
@@ -109,6 +114,22 @@ def log_exception(error):
     import traceback
 
     logger.error("Encountered Exception: %s", "".join(traceback.format_exception(error)).rstrip("\n"))
+
+
+def log_run_exception(error, scoring_timeout_ms):
+    """run() raised (docs/behaviour.md 3.5): the script's traceback, ending as the reference's does with the
+    exception it wraps the script's in (UserScriptTimeout for a TimeoutError, else UserScriptException)."""
+    from ._failure import USER_SCRIPT_EXCEPTION, _user_traceback, user_traceback_as_reference
+
+    if isinstance(error, TimeoutError):
+        wrapper = ("UserScriptTimeout",
+                   "Script failed to finish execution within the allocated time: %sms" % scoring_timeout_ms)
+        text = user_traceback_as_reference(error, wrapper)
+    elif isinstance(error, Exception):
+        text = user_traceback_as_reference(error, USER_SCRIPT_EXCEPTION)
+    else:  # SystemExit, KeyboardInterrupt: the reference does not wrap them
+        text = _user_traceback(error)
+    logger.error("Encountered Exception: %s", text)
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -188,6 +209,23 @@ def is_response(output):
 
 
 _warned_dict_body = False
+
+
+def close_response(response):
+    """Calls close() of a Response run() returned, once its answer has been written or has failed, as
+    gunicorn closes the WSGI iterable Werkzeug returns (PEP 3333): it closes the body's iterable and runs the
+    call_on_close callbacks. An exception there is logged; the answer is out already."""
+    close = getattr(response, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except Exception as error:  # noqa: BLE001 - logged; nothing else is left to do for this request
+        from ._failure import _user_traceback
+
+        logger.error("%s.close() raised after the answer was sent (the client has it): a callback registered "
+                     "with call_on_close(), or the close() of the body, failed; fix it in the script.\n%s",
+                     type(response).__name__, _user_traceback(error))
 
 
 def response_parts(response):

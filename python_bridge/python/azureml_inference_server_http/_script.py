@@ -7,9 +7,9 @@ import os
 import sys
 import types
 
-from ._config import BootFailure
+from ._config import BootFailure, UserScriptError
 from ._lazy_logging import get_logger
-from ._swagger import _SHORT_VERSION, _SWAGGER_VERSIONS
+from ._swagger import _SWAGGER_VERSIONS, _VERSION_ALIASES
 
 # importlib.util's two functions the boot needs are these (the same objects; tests/python checks it),
 # without the contextlib import that importlib.util brings.
@@ -52,9 +52,20 @@ class _FreshSourceLoader(importlib.machinery.SourceFileLoader):
 _CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
 
 
+class _NoDefault:
+    """What run_parameters gives for a parameter without a default (inspect.Parameter.empty's role)."""
+
+    def __repr__(self):
+        return "NO_DEFAULT"
+
+
+NO_DEFAULT = _NoDefault()
+
+
 def run_parameters(run):
-    """[(name, kind, has default)] as inspect.signature(run) has them, kind one of "positional_only",
-    "positional_or_keyword", "var_positional", "keyword_only", "var_keyword".
+    """[(name, kind, default)] as inspect.signature(run) has them, kind one of "positional_only",
+    "positional_or_keyword", "var_positional", "keyword_only", "var_keyword", default NO_DEFAULT for a
+    parameter without one.
 
     A plain function is read from its code object: importing inspect costs a worker's start more than
     the rest of its boot. Anything else (decorated with functools.wraps, partials, methods, callable
@@ -68,7 +79,7 @@ def run_parameters(run):
                  inspect.Parameter.VAR_POSITIONAL: "var_positional",
                  inspect.Parameter.KEYWORD_ONLY: "keyword_only",
                  inspect.Parameter.VAR_KEYWORD: "var_keyword"}
-        return [(p.name, kinds[p.kind], p.default is not inspect.Parameter.empty)
+        return [(p.name, kinds[p.kind], NO_DEFAULT if p.default is inspect.Parameter.empty else p.default)
                 for p in inspect.signature(run).parameters.values()]
     code = run.__code__
     names = code.co_varnames
@@ -78,28 +89,30 @@ def run_parameters(run):
     kw_defaults = run.__kwdefaults__ or {}
     first_default = positional - len(defaults)
     params = [(names[i], "positional_only" if i < code.co_posonlyargcount else "positional_or_keyword",
-               i >= first_default) for i in range(positional)]
+               defaults[i - first_default] if i >= first_default else NO_DEFAULT) for i in range(positional)]
     at = positional + keyword_only
     if code.co_flags & _CO_VARARGS:
-        params.append((names[at], "var_positional", False))
+        params.append((names[at], "var_positional", NO_DEFAULT))
         at += 1
-    params += [(names[i], "keyword_only", names[i] in kw_defaults) for i in range(positional, positional + keyword_only)]
+    params += [(names[i], "keyword_only", kw_defaults.get(names[i], NO_DEFAULT))
+               for i in range(positional, positional + keyword_only)]
     if code.co_flags & _CO_VARKEYWORDS:
-        params.append((names[at], "var_keyword", False))
+        params.append((names[at], "var_keyword", NO_DEFAULT))
     return params
 
 
 def _analyse_run(run):
-    """docs/behaviour.md 4.3: returns ([(input parameter, has default)], whether request_headers is wanted)."""
+    """docs/behaviour.md 4.3: returns ([(input parameter, default or NO_DEFAULT)], whether request_headers is
+    wanted)."""
     params = run_parameters(run)
     if any(kind not in ("positional_or_keyword", "keyword_only") for _, kind, _ in params):
-        raise BootFailure("run() cannot accept positional-only arguments, *args, or **kwargs.")
+        raise UserScriptError("run() cannot accept positional-only arguments, *args, or **kwargs.")
     wants_headers = any(name == "request_headers" for name, _, _ in params)
-    inputs = [(name, has_default) for name, _, has_default in params if name != "request_headers"]
+    inputs = [(name, default) for name, _, default in params if name != "request_headers"]
     if not inputs:
         if wants_headers:
-            raise BootFailure('run() needs to accept an argument other than "request_headers".')
-        raise BootFailure("run() needs to accept an argument for input data.")
+            raise UserScriptError('run() needs to accept an argument other than "request_headers".')
+        raise UserScriptError("run() needs to accept an argument for input data.")
     return inputs, wants_headers
 
 
@@ -109,7 +122,7 @@ def _select_mode(run, inputs):
     raw = getattr(aml_request, "_rawHttpRequested", False)
     schema = _schema_util(run) is not None
     if raw and schema:
-        raise BootFailure("run() cannot be decorated with both @rawhttp and @input_schema")
+        raise UserScriptError("run() cannot be decorated with both @rawhttp and @input_schema")
     if raw:
         user_script_logger.info(
             "run() is decorated with @rawhttp. Server will invoke it with the flask request object.")
@@ -135,16 +148,19 @@ def _schema_util(run):
 
 
 def _schema_swagger_inputs(run):
-    """(input schema, output schema, supported versions) from inference-schema, for a decorated run()."""
+    """(input schema, output schema, the swagger versions generated documents are made for).
+
+    The versions are the reference's rule (docs/behaviour.md 4.10): those inference-schema's
+    get_supported_versions(run) names, "2.0" standing for "2" and "3.0" for "3"; all three for an
+    undecorated run(). A user's swagger file is served whatever this says (_swagger.build_swaggers)."""
     schema_util = _schema_util(run)
     if schema_util is None:
         return None, None, _SWAGGER_VERSIONS
     input_schema = schema_util.get_input_schema(run)
     output_schema = schema_util.get_output_schema(run)
-    versions = set(_SWAGGER_VERSIONS)
-    for getter in ("get_supported_versions_for_input", "get_supported_versions_for_output"):
-        if hasattr(schema_util, getter):
-            declared = getattr(schema_util, getter)(run)
-            if declared:
-                versions &= {_SHORT_VERSION.get(str(v), str(v)) for v in declared}
-    return input_schema, output_schema, tuple(v for v in _SWAGGER_VERSIONS if v in versions)
+    get_supported_versions = getattr(schema_util, "get_supported_versions", None)
+    if get_supported_versions is None:
+        return input_schema, output_schema, _SWAGGER_VERSIONS
+    declared = {str(v) for v in get_supported_versions(run)}
+    return input_schema, output_schema, tuple(v for v in _SWAGGER_VERSIONS
+                                              if any(alias in declared for alias in _VERSION_ALIASES[v]))

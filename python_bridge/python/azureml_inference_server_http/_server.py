@@ -13,8 +13,8 @@ import os
 import sys
 import types
 
-from ._config import (_DEFAULT_APP_ROOT, BootFailure, ConfigFile, _entry_script, _env, _read_scoring_timeout,
-                      _validate_settings)
+from ._config import (_DEFAULT_APP_ROOT, BootFailure, ConfigFile, UserScriptError, _entry_script, _env,
+                      _read_scoring_timeout, _validate_settings)
 from ._failure import _report_boot_failure
 from ._lazy_logging import configure_if_imported, get_logger, use_logging_now, write_natively_until_imported
 from ._script import _analyse_run, _load_module, _schema_swagger_inputs, _select_mode
@@ -33,7 +33,7 @@ class Entry:
     """What the native side needs to serve: run() and how to call it."""
 
     def __init__(self, run, mode, input_name, wants_headers, scoring_timeout_ms, swaggers, parameters):
-        self.parameters = parameters  # object mode: [(name, has_default)] of run()'s inputs
+        self.parameters = parameters  # object mode: [(name, default or _script.NO_DEFAULT)] of run()'s inputs
         self.swaggers = swaggers  # {"2": bytes, "3": bytes, "3.1": bytes}, the versions this script supports
         self.run = run
         self.mode = mode  # "json", "raw" or "object"
@@ -199,6 +199,7 @@ def boot(claim_error_report):
         from . import _print_hook
 
         _print_hook.install()
+        logger.info("Starting up app insights client")  # the reference's line; nothing is exported (differences.md)
         cors_origins = _env("AML_CORS_ORIGINS")
         if cors_origins:
             logger.info("Enabling CORS for the following origins: %s",
@@ -206,18 +207,21 @@ def boot(claim_error_report):
 
         module, path = _load_module(app_root, entry_script)
         configure_if_imported()
-        driver = getattr(module, "driver_module", None)
-        if isinstance(driver, types.ModuleType) and hasattr(driver, "run"):
-            user_script_logger.info("Found driver script at %s and the score script at %s",
-                                    getattr(driver, "__file__", driver.__name__), path)
-        else:
-            driver = None
-            user_script_logger.info("Found user script at %s", path or getattr(module, "__file__", "main"))
+        # docs/behaviour.md 4.1, in the reference's order: the entry module needs init() and run() (even when
+        # a driver module's run() is the one called), then the line naming the script(s).
         where = path or getattr(module, "__file__", "main.py")
         for name in ("init", "run"):
-            if not hasattr(driver if (driver and name == "run") else module, name):
-                raise BootFailure("User script at %s does not have a %s() function defined." % (where, name))
-        run = driver.run if driver else module.run
+            if not hasattr(module, name):
+                raise UserScriptError("User script at %s does not have a %s() function defined." % (where, name))
+        driver = getattr(module, "driver_module", None)
+        if isinstance(driver, types.ModuleType) and hasattr(driver, "run"):
+            # The entry module is the driver script; the module it names holds the score script's run().
+            user_script_logger.info("Found driver script at %s and the score script at %s",
+                                    where, getattr(driver, "__file__", driver.__name__))
+            run = driver.run
+        else:
+            user_script_logger.info("Found user script at %s", where)
+            run = module.run
         inputs, wants_headers = _analyse_run(run)
         mode = _select_mode(run, inputs)
 

@@ -11,7 +11,7 @@ from ._requests import json_dumps
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 _SWAGGER_VERSIONS = ("2", "3", "3.1")
-_SHORT_VERSION = {"2.0": "2", "3.0": "3", "2": "2", "3": "3", "3.1": "3.1"}
+_VERSION_ALIASES = {"2": ("2", "2.0"), "3": ("3", "3.0"), "3.1": ("3.1",)}  # the reference's, per document
 _USER_SWAGGER_FILES = {"2": ("swagger.json", "swagger2.json"), "3": ("swagger3.json",), "3.1": ("swagger3.1.json",)}
 _UNDECORATED_SCHEMA = {"type": "object", "example": {}}
 
@@ -59,21 +59,37 @@ def _needs_no_escaping(value):
     return all(" " <= c <= "~" and c not in '"\\' for c in value)
 
 
+def _user_swagger(app_root, version, swagger_logger):
+    """The user's document for a version, as the reference reads it: each of the version's files in turn,
+    logged when read; the first that is not empty or false (json.load's value) is the one."""
+    for name in _USER_SWAGGER_FILES[version]:
+        path = os.path.join(app_root, name)
+        if not os.path.isfile(path):
+            continue
+        import json
+
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+        swagger_logger.info("Loaded user's swagger file for version [%s] from %s", version, path)
+        if document:
+            return document
+    return None
+
+
 def build_swaggers(app_root, input_schema=None, output_schema=None, versions=_SWAGGER_VERSIONS):
-    """The swagger documents served for each supported version, as bytes, built once at boot."""
+    """The swagger documents served, as bytes, built once at boot: for each version the user's file, else
+    a document generated from the template when the version is in ``versions`` (those run()'s schemas
+    support, docs/behaviour.md 5.2)."""
     swagger_logger = get_logger("azmlinfsrv.swagger")  # made here, after init(), as the reference makes it
     swaggers = {}
     substitutions = _swagger_substitutions()
     plain = all(_needs_no_escaping(value) for _, value in substitutions)
-    for version in versions:
-        user_file = next((os.path.join(app_root, name) for name in _USER_SWAGGER_FILES[version]
-                          if os.path.isfile(os.path.join(app_root, name))), None)
-        if user_file:
-            import json
-
-            with open(user_file, encoding="utf-8") as f:
-                text = json_dumps(json.load(f))
-            swagger_logger.info("Loaded user's swagger file for version [%s] from %s", version, user_file)
+    for version in _SWAGGER_VERSIONS:
+        user_document = _user_swagger(app_root, version, swagger_logger)
+        if user_document is not None:
+            text = json_dumps(user_document)
+        elif version not in versions:
+            continue
         elif not input_schema and not output_schema and plain:
             # What json.dumps(json.loads(...)) of the substituted template gives, text for text.
             path = os.path.join(_PACKAGE_DIR, "swagger", _UNDECORATED_SWAGGER_FILES[version])
