@@ -144,6 +144,26 @@ def test_user_logging_json_disables_the_server_loggers_that_exist_before_it(serv
         assert silenced not in out, (silenced, out)
 
 
+def test_user_logging_json_written_for_the_reference_loads(server, tmp_path):
+    """A logging.json written for the reference names azureml_inference_server_http.log_config's
+    AMLLogFormatter and RootAccessFilter (as the reference's own tests and docs do): it must load."""
+    (tmp_path / "logging.json").write_text(json.dumps({
+        "version": 1,
+        "handlers": {"h": {"class": "logging.StreamHandler", "level": "INFO", "stream": "ext://sys.stdout",
+                           "formatter": "aml"}},
+        "formatters": {"aml": {"class": "azureml_inference_server_http.log_config.AMLLogFormatter",
+                               "format": "[%(levelname)s] [%(process)d] %(name)s %(asctime)s | %(message)s",
+                               "style": "%"}},
+        "loggers": {"azmlinfsrv": {"level": "INFO", "handlers": ["h"], "propagate": False},
+                    "gunicorn.access": {"level": "INFO", "handlers": ["h"], "filters": ["RootAccessFilter"]}},
+        "filters": {"RootAccessFilter": {"()": "azureml_inference_server_http.log_config.RootAccessFilter"}},
+    }))
+    s = server.start("print_in_init.py", cwd=str(tmp_path), env={"AML_APP_ROOT": str(tmp_path)})
+    s.wait_for_log(r"^\[INFO\] \[\d+\] azmlinfsrv \d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \| Starting up app insights "
+                   r"client$")
+    assert "Unable to configure" not in s.stderr(), s.stderr()
+
+
 def test_logging_configured_in_init_disables_only_the_loggers_made_before(server):
     s = server.start("logging_dictconfig_in_init.py")
     s.wait_for_log(rf"^{TS} I \[\d+\] azmlinfsrv\.swagger - Swaggers are prepared for the following versions")
