@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -105,6 +106,9 @@ void close_response(void* closer);
 // SCORING_TIMEOUT_MS as boot read it; 0 when off. The I/O thread answers a run() that is stuck in
 // native code past this deadline, where the TimeoutError cannot reach it.
 long scoring_timeout_ms();
+// AML_CORS_ORIGINS as the environment or config.json gives it (config.json's values never reach
+// os.environ: the script must see the environment the reference gives it); absent: CORS off.
+const std::optional<std::string>& cors_origins();
 // When the running run() reaches SCORING_TIMEOUT_MS (CLOCK_MONOTONIC ns); 0 while none runs or when the
 // timeout is off. Any thread may ask: the worker sends SIGALRM to the Python thread at that time, and its
 // handler raises TimeoutError inside run() (docs/behaviour.md 2.4).

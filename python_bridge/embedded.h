@@ -5,6 +5,7 @@
 #include <Python.h>
 
 #include <atomic>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,7 @@ struct Entry {
   PyObject* input_name = nullptr;  // str: run()'s input parameter
   bool wants_headers = false;
   long scoring_timeout_ms = 0;
+  std::optional<std::string> cors_origins;  // AML_CORS_ORIGINS, from the environment or config.json
   InputMode mode = InputMode::json_string;
   PyObject* is_response = nullptr;     // _requests.is_response
   PyObject* rare_paths = nullptr;      // the _requests module: a request's rare paths

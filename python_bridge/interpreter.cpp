@@ -195,6 +195,7 @@ bool boot(const BootOptions& options) {
     e.input_name = py::object(loaded.attr("input_name")).release().ptr();
     e.wants_headers = loaded.attr("wants_headers").cast<bool>();
     e.scoring_timeout_ms = loaded.attr("scoring_timeout_ms").cast<long>();
+    if (py::object origins = loaded.attr("cors_origins"); !origins.is_none()) e.cors_origins = origins.cast<std::string>();
     std::string mode = loaded.attr("mode").cast<std::string>();
     e.mode = mode == "raw" ? InputMode::raw : mode == "object" ? InputMode::object : InputMode::json_string;
     e.is_response = py::object(requests.attr("is_response")).release().ptr();
@@ -219,6 +220,8 @@ bool boot(const BootOptions& options) {
 InputMode input_mode() { return embedded::entry().mode; }
 
 long scoring_timeout_ms() { return embedded::entry().scoring_timeout_ms; }
+
+const std::optional<std::string>& cors_origins() { return embedded::entry().cors_origins; }
 
 const std::vector<std::pair<std::string, std::string>>& swagger_documents() { return embedded::entry().swaggers; }
 

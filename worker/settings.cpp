@@ -11,11 +11,11 @@ Config* stored = nullptr;
 
 }  // namespace
 
-Config read_config(const Options& options) {
+Config read_config(const Options& options, std::optional<std::string> cors_origins) {
   Config config;
   config.settings = options.settings;
   if (const char* v = getenv("HTTP_X_MS_SERVER_VERSION")) config.server_version = v;
-  if (const char* v = getenv("AML_CORS_ORIGINS")) config.cors_origins = v;
+  config.cors_origins = std::move(cors_origins);
   return config;
 }
 

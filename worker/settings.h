@@ -1,6 +1,7 @@
 // The worker's configuration, typed and read once, after Python's boot: what the arbiter resolved and
-// handed over (worker::Settings: limits, timeouts, WORKER_TIMEOUT) and the two values taken from the
-// environment, which config.json (merged into os.environ by the boot) or the script may set.
+// handed over (worker::Settings: limits, timeouts, WORKER_TIMEOUT), HTTP_X_MS_SERVER_VERSION from the
+// environment (the script may set it), and the CORS origins the boot found (the environment or
+// config.json, whose values stay out of os.environ: bridge::cors_origins()).
 // The worker knows no default: the arbiter's options table (arbiter/options.cpp) holds them all.
 #pragma once
 
@@ -19,7 +20,7 @@ struct Config {
 };
 
 // Reads the configuration; call it once, after bridge::boot().
-Config read_config(const Options& options);
+Config read_config(const Options& options, std::optional<std::string> cors_origins);
 
 // The configuration read_config() returned in this process, once worker::run() has stored it.
 const Config& config();

@@ -154,8 +154,8 @@ void run(const Options& options) {
     finish_boot_failure(*table, reporting);
     _exit(kExitBootFailed);
   }
-  // After boot: config.json, merged into os.environ by the boot, may set CORS origins.
-  store_config(read_config(options));
+  // After boot: config.json, which the boot read, may set the CORS origins.
+  store_config(read_config(options, bridge::cors_origins()));
   // After boot, over the faulthandler boot enabled: a crash answers the client, then dumps the stack.
   JobQueue queue;
   std::vector<int> listeners = options.listen_fds;

@@ -20,6 +20,12 @@ class UserScriptError(BootFailure):
     logged with the final line of the reference's traceback (_failure.py)."""
 
 
+# The settings config.json gives (ConfigFile.apply): the server's, read through _env() under the
+# environment, never put into os.environ, since the reference's settings object does not put them there
+# and a script reading os.environ must see what it would see in Azure ML.
+_FILE_SETTINGS = {}
+
+
 def _env(name, default=None):
     # The reference's settings object matches env names case-insensitively (docs/behaviour.md 1.4).
     if name in os.environ:
@@ -28,7 +34,7 @@ def _env(name, default=None):
     for key, value in os.environ.items():
         if key.lower() == lowered:
             return value
-    return default
+    return _FILE_SETTINGS.get(name, default)
 
 
 def _configuration_error(lines):
@@ -86,7 +92,7 @@ class ConfigFile:
                 continue
             name = _CONFIG_KEY_ALIASES.get(key, key)
             if _env(name) is None and value is not None:
-                os.environ[name] = value if isinstance(value, str) else json.dumps(value)
+                _FILE_SETTINGS[name] = value if isinstance(value, str) else json.dumps(value)
                 self.from_file.add(name)
 
 

@@ -33,6 +33,8 @@ class Entry:
     """What the native side needs to serve: run() and how to call it."""
 
     def __init__(self, run, mode, input_name, wants_headers, scoring_timeout_ms, swaggers, parameters):
+        # AML_CORS_ORIGINS from the environment or config.json, for the native side (CORS is native)
+        self.cors_origins = _env("AML_CORS_ORIGINS")
         self.parameters = parameters  # object mode: [(name, default or _script.NO_DEFAULT)] of run()'s inputs
         self.swaggers = swaggers  # {"2": bytes, "3": bytes, "3.1": bytes}, the versions this script supports
         self.run = run
