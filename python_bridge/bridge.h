@@ -52,7 +52,14 @@ struct ScoreResponse {
   // Wire order, as the script set them; the caller frames the body and checks them (a Content-Length
   // among them is the script's, to compare with the body).
   std::vector<std::pair<std::string, std::string>> headers;
+  // The body, when it was made here (JSON, a small Response body, a stream's first chunk); see body_view().
   std::string body;
+  // A large body is not copied out of Python (a copy would double what a 200 MB answer costs): `held_body`
+  // is the buffer of an immutable Python object (bytes, or json.dumps's str) that `body_hold`, a strong
+  // reference, keeps alive. Any thread may read the bytes; the reference must be given back with
+  // release_holds() on the thread that runs Python, once nothing reads them any more.
+  void* body_hold = nullptr;
+  std::string_view held_body;
   // Non-empty: the request failed; the body is {"message": error_message} as JSON, with
   // x-ms-run-function-failed from run_function_failed, and headers/body above are unused.
   std::string error_message;
@@ -71,7 +78,10 @@ struct ScoreResponse {
   // takes it when it is done with the job and hands it back to the Python thread for close_response().
   void* closer = nullptr;
 
-  // As new, for the next request (the stream must have ended); a small body keeps its capacity.
+  std::string_view body_view() const { return body_hold ? held_body : std::string_view(body); }
+
+  // As new, for the next request (the stream must have ended, and a held body been given back with
+  // release_holds()); a small body keeps its capacity.
   void clear() {
     status = 200;
     reason.clear();
@@ -84,9 +94,15 @@ struct ScoreResponse {
     exec_ms = 0;
     stream = nullptr;
     streamed = false;
-    closer = nullptr;  // taken already (worker/request.cpp release_job)
+    closer = nullptr;  // taken already (worker/job_pool.cpp release_job)
+    body_hold = nullptr;
+    held_body = {};
   }
 };
+
+// A body at least this large is held in its Python object rather than copied (ScoreResponse::body_hold);
+// a smaller one is copied, which costs less than handing the reference back to the Python thread.
+constexpr size_t kHeldBodyMin = 64 * 1024;
 
 // Calls run() for one request under the scoring timeout and builds the response (docs/behaviour.md 3.5, 4.5).
 void score(const ScoreRequest& request, ScoreResponse& response);
@@ -103,6 +119,9 @@ void end_stream(ScoreResponse& response);
 // Calls close() of a Response object run() returned (ScoreResponse::closer) and releases it; an exception
 // there is logged. Takes the GIL: call it on the Python thread.
 void close_response(void* closer);
+// Gives back the Python references of held bodies (ScoreResponse::body_hold), taking the GIL once for
+// all of them; on the thread that runs Python. Empties `holds`.
+void release_holds(std::vector<void*>& holds);
 // SCORING_TIMEOUT_MS as boot read it; 0 when off. The I/O thread answers a run() that is stuck in
 // native code past this deadline, where the TimeoutError cannot reach it.
 long scoring_timeout_ms();

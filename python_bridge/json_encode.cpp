@@ -20,6 +20,9 @@ void append_string(std::string& out, PyObject* s) {
   Py_ssize_t n = PyUnicode_GET_LENGTH(s);
   int kind = PyUnicode_KIND(s);
   const void* data = PyUnicode_DATA(s);
+  // A long string is most of the text: room for it and its quotes at once, so that the closing quote does
+  // not double the buffer and copy it (a 200 MB str would cost 600 MB for a moment).
+  if (n >= 64 * 1024) out.reserve(out.size() + static_cast<size_t>(n) + 2);
   out.push_back('"');
   if (kind == PyUnicode_1BYTE_KIND && PyUnicode_IS_ASCII(s)) {
     // The common case, plain ASCII: copy runs of printable characters whole.

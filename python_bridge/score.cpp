@@ -239,6 +239,19 @@ class ScoringTimer {
   ~ScoringTimer() { embedded::run_deadline_ns.store(0); }
 };
 
+// The body is `size` bytes at `data`, inside the immutable `owner` (bytes, or a str's UTF-8): a large one is
+// held there (a strong reference, given back by release_holds), a small one copied.
+void hold_or_copy(PyObject* owner, const char* data, Py_ssize_t size, ScoreResponse& resp) {
+  auto length = static_cast<size_t>(size);
+  if (length < kHeldBodyMin) {
+    resp.body.assign(data, length);
+    return;
+  }
+  resp.body.clear();
+  resp.body_hold = Py_NewRef(owner);
+  resp.held_body = std::string_view(data, length);
+}
+
 void take_response_object(PyObject* output, ScoreResponse& resp) {
   resp.closer = Py_NewRef(output);  // closed once the answer is out, whatever happens to it
   Ref parts(call_server("response_parts", output));
@@ -269,7 +282,7 @@ void take_response_object(PyObject* output, ScoreResponse& resp) {
     resp.streamed = true;
     return;
   }
-  resp.body.assign(PyBytes_AS_STRING(body), static_cast<size_t>(PyBytes_GET_SIZE(body)));
+  hold_or_copy(body, PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), resp);
 }
 
 void serialise_output(PyObject* output, ScoreResponse& resp) {
@@ -308,7 +321,7 @@ void serialise_output(PyObject* output, ScoreResponse& resp) {
       set_json_message(resp, 500, kInternalError, false);
       return;
     }
-    resp.body.assign(utf8, static_cast<size_t>(size));
+    hold_or_copy(text.get(), utf8, size, resp);  // a str's UTF-8 lives as long as the str
   }
   resp.headers.emplace_back("Content-Type", "application/json");
   resp.headers.emplace_back("x-ms-run-function-failed", "False");
@@ -382,6 +395,11 @@ void score(const ScoreRequest& req, ScoreResponse& resp) {
   resp.has_exec_ms = false;
   resp.stream = nullptr;
   resp.streamed = false;
+  if (resp.body_hold) {  // the worker gives holds back before reusing a response; a caller that did not
+    Py_DECREF(static_cast<PyObject*>(resp.body_hold));
+    resp.body_hold = nullptr;
+  }
+  resp.held_body = {};
   if (e.logging_module) {
     Ref id(req.request_id.empty() ? Py_NewRef(Py_None) : text_of(req.request_id));
     if (!id || PyObject_SetAttrString(e.logging_module, "current_request_id", id.get()) < 0) PyErr_Clear();
@@ -437,6 +455,13 @@ bool next_chunk(ScoreResponse& response, std::string& chunk, bool* failed) {
   if (!response.stream) return false;
   embedded::Gil gil;
   return pull_chunk(static_cast<PyObject*>(response.stream), chunk, failed);
+}
+
+void release_holds(std::vector<void*>& holds) {
+  if (holds.empty()) return;
+  embedded::Gil gil;
+  for (void* hold : holds) Py_DECREF(static_cast<PyObject*>(hold));
+  holds.clear();
 }
 
 void end_stream(ScoreResponse& response) {

@@ -3,8 +3,11 @@
 // that ends expired waits. Nothing here knows routes or Python: bytes read go to io->read_cb.
 #include <arpa/inet.h>
 
+#include <utility>
+
 #include <fmt/format.h>
 
+#include "../log/log.h"
 #include "io_internal.h"
 
 namespace worker {
@@ -13,7 +16,10 @@ namespace {
 
 struct WriteRequest {
   uv_write_t req;
-  std::string data;
+  std::string data;  // what the socket did not take at once of c->out (copied: c->out is reused)
+  std::string part;  // a stream's part, moved here when the socket did not take it at once
+  Job* job = nullptr;  // whose bytes this write reads, or whose stream's window waits for it
+  uint64_t stream_bytes = 0;
 };
 
 void on_closed(uv_handle_t* handle) {
@@ -26,8 +32,14 @@ void on_closed(uv_handle_t* handle) {
 void on_written(uv_write_t* req, int status) {
   auto* w = reinterpret_cast<WriteRequest*>(req);
   auto* c = static_cast<Connection*>(req->data);
+  Job* job = w->job;
+  uint64_t stream_bytes = w->stream_bytes;
   delete w;
   --c->pending_writes;
+  if (job) {
+    if (c->writing_for == job && job->writes == 1) c->writing_for = nullptr;
+    job_written(job, stream_bytes);  // may release the job
+  }
   if (status < 0) close_connection(c);
   else if (c->close_after_write && c->pending_writes == 0 && !stream_open(c) && !c->awaiting_continued_body) linger(c);
   else if (!c->closing) {
@@ -53,9 +65,37 @@ void respond_timeout(Connection* c, std::string message) {
   respond_transport_error(c, error);
 }
 
+// A client that reads none of its answer for the write timeout is closed: it would otherwise hold the
+// answer's memory (and a stream's generator) for as long as it likes.
+void log_not_reading(Connection* c) {
+  Job* job = c->job ? c->job : c->writing_for;
+  std::string what = job ? fmt::format(" (answering {} {})", job->request.method, job->request.target) : "";
+  logline::write(
+      logline::Stream::out, logline::Level::info, "azmlinfsrv",
+      fmt::format("Closed the connection from {}{}: the client read none of the answer for {} ms, with {} bytes of it "
+                  "still to send{}. A client must read an answer as it comes; for clients that pause longer, raise "
+                  "--request_body_timeout_ms (REQUEST_BODY_TIMEOUT_MS).",
+                  c->peer, what, io->wait_ns[kBody] / 1000000,
+                  uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->tcp)),
+                  stream_open(c) ? "; the stream's generator is closed" : ""));
+}
+
 void expire(Connection* c) {
   Wait kind = static_cast<Wait>(c->wait);
   unlink_wait(c);
+  if (kind == kBody && c->pending_writes > 0) {
+    // The write timeout counts from the last progress, not from the start of the write: a large answer to
+    // a client that reads slowly but steadily is never cut. Progress inside one write has no callback; it
+    // shows here, as bytes that reached the client since the wait began: wait again (so a client that
+    // stops is closed between one and two timeouts after its last read).
+    if (bytes_delivered(c) != c->wait_delivered) {
+      update_wait(c, true);
+      return;
+    }
+    log_not_reading(c);
+    close_connection(c);
+    return;
+  }
   if (kind == kHead && c->parser.in_progress()) {
     respond_timeout(c, fmt::format("The request head did not arrive within {} ms; the connection is closed. Send the "
                                    "request line and headers without pauses, or raise --request_head_timeout_ms.",
@@ -76,7 +116,7 @@ void close_connection(Connection* c) {
   unlink_wait(c);
   c->closing = true;
   if (c->job) {  // freed when its job comes back; a stream stops producing
-    c->job->cancelled.store(true);
+    cancel_job(c->job);
     return;
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), on_closed);
@@ -97,37 +137,99 @@ void identify_peer(Connection* c) {
     c->local_port = ntohs(reinterpret_cast<struct sockaddr_in*>(&addr)->sin_port);
 }
 
-// Sends c->out: straight to the socket when it takes it all, else queued with a copy.
-void flush(Connection* c) {
-  if (c->closing || c->out.empty()) return;
+namespace {
+
+// Queues what the socket did not take at once: c->out's rest (copied), then the body's rest (read from
+// where it is: the job is kept until the write completes, a stream's part moved into the write).
+bool queue_rest(Connection* c, OutBody& body, size_t sent) {
+  auto* w = new WriteRequest;
+  w->req.data = c;
+  w->job = body.job;
+  w->stream_bytes = body.stream_bytes;
+  size_t out_size = c->out.size();
+  if (sent < out_size) w->data.assign(c->out, sent, std::string::npos);
+  uv_buf_t one = write_buf(w->data.data(), w->data.size());
+  std::vector<uv_buf_t> many;
+  bool single = body.bytes.empty() && body.trailer.empty() && w->data.size() <= kMaxWriteBuf;
+  if (!single) {
+    add_write_bufs(many, w->data);
+    std::string_view bytes = body.bytes;
+    if (body.part) {  // `bytes` is the whole part; a moved string may live elsewhere (a short one is copied)
+      w->part = std::move(*body.part);
+      bytes = w->part;
+    }
+    std::vector<uv_buf_t> rest;
+    add_write_bufs(rest, bytes);
+    add_write_bufs(rest, body.trailer);
+    drop_sent(rest, sent > out_size ? sent - out_size : 0);
+    many.insert(many.end(), rest.begin(), rest.end());
+  }
+  // A buffer count, not a length: one per kMaxWriteBuf of the body, plus two.
+  auto nbufs = static_cast<unsigned>(single ? 1 : many.size());
+  ++c->pending_writes;
+  if (w->job) ++w->job->writes;
+  if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), single ? &one : many.data(), nbufs, on_written) < 0) {
+    --c->pending_writes;
+    Job* job = w->job;
+    delete w;
+    if (job) job_written(job, body.stream_bytes);
+    c->out.clear();
+    close_connection(c);
+    return false;
+  }
+  if (w->job) c->writing_for = w->job;
+  return true;
+}
+
+}  // namespace
+
+// Sends c->out, then `body`, as one write: straight to the socket when it takes them, the rest queued. A
+// small answer (c->out alone) is one buffer and, when the socket takes it, no allocation.
+void send(Connection* c, OutBody body) {
+  if (c->closing) {
+    c->out.clear();
+    if (body.job) give_back_stream_bytes(body.job, body.stream_bytes);
+    return;
+  }
+  size_t out_size = c->out.size();
+  size_t total = out_size + body.bytes.size() + body.trailer.size();
+  if (total == 0) return;
+  c->bytes_out += total;  // to the socket now, or queued (a failed write closes the connection)
   size_t sent = 0;
-  if (c->pending_writes == 0) {
-    uv_buf_t buf = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
-    int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1);
-    if (n > 0) sent = static_cast<size_t>(n);
+  if (c->pending_writes == 0) {  // else the socket is full, and these bytes go after the queued ones
+    auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
+    int n = 0;
+    if (body.bytes.empty() && body.trailer.empty() && out_size <= kMaxWriteBuf) {
+      uv_buf_t buf = write_buf(c->out.data(), out_size);
+      n = uv_try_write(stream, &buf, 1);
+    } else {
+      std::vector<uv_buf_t> bufs;
+      add_write_bufs(bufs, c->out);
+      add_write_bufs(bufs, body.bytes);
+      add_write_bufs(bufs, body.trailer);
+      n = uv_try_write(stream, bufs.data(), static_cast<unsigned>(bufs.size()));  // a count, as in queue_rest
+    }
+    if (n > 0) sent = static_cast<size_t>(n);  // a writev's result: at most 2 GiB - 4 KiB on Linux
     else if (n != UV_EAGAIN) {
       c->out.clear();
+      if (body.job) give_back_stream_bytes(body.job, body.stream_bytes);
       close_connection(c);
       return;
     }
   }
-  if (sent < c->out.size()) {
-    auto* w = new WriteRequest;
-    w->data.assign(c->out, sent, std::string::npos);
-    w->req.data = c;
-    uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-    ++c->pending_writes;
-    if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1, on_written) < 0) {
-      --c->pending_writes;
-      delete w;
-      c->out.clear();
-      close_connection(c);
-      return;
-    }
+  if (sent < total) {
+    if (!queue_rest(c, body, sent)) return;
+  } else if (body.job) {
+    give_back_stream_bytes(body.job, body.stream_bytes);
   }
   c->out.clear();
   if (c->out.capacity() > kKeptOutCapacity) std::string().swap(c->out);
   if (c->close_after_write && c->pending_writes == 0 && !stream_open(c) && !c->awaiting_continued_body) linger(c);
+}
+
+void flush(Connection* c) {
+  if (c->out.empty() && !c->out_body.job) return;
+  send(c, std::exchange(c->out_body, OutBody{}));
 }
 
 void stop_reading(Connection* c) {

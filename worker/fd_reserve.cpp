@@ -48,7 +48,7 @@ bool refuse_if_no_fds(Connection* c) {
   if (!c->metrics) count_answer(io->metrics, MetricRoute::other, 503);
   append_server_error(c->out, 503,
                       "The server is out of file descriptors and cannot take more connections now. Retry shortly.");
-  uv_buf_t buf = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
+  uv_buf_t buf = write_buf(c->out.data(), c->out.size());
   uv_try_write(reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1);  // best effort: a new socket takes it all
   close_connection(c);
   return true;

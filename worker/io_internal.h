@@ -1,6 +1,7 @@
 // Internal to worker/: the I/O thread's shared state, and the files that work on it. One file per
 // concern, stacked in one direction (each calls only the ones above it in this list):
 //
+//   job_pool.cpp         jobs: taken, kept while a write reads them, reused; a stream's window
 //   waits.cpp            the wait lists: which timeout a connection is under, and until when
 //   connection.cpp       transport: reading, writing, closing, lingering, the server's own errors
 //                        about the bytes (malformed, over a limit, too slow) and the expiry sweep
@@ -32,6 +33,7 @@
 #include "../base/base.h"
 #include "jobs.h"
 #include "metrics.h"
+#include "write_bufs.h"
 
 namespace worker {
 
@@ -53,6 +55,10 @@ constexpr uint64_t kSweepMs = 100;
 constexpr size_t kSpareJobs = 64;
 // Bytes of later requests kept while an earlier one waits for Python.
 constexpr size_t kMaxPipelinedAhead = 64 * 1024;
+// A body up to this size is copied behind its head and goes out with it as one buffer in one write (the
+// hot path). A larger one is sent from where it is, as a second buffer: copying it into the connection's
+// buffer, and what the socket does not take at once into the write request, would cost twice its size.
+constexpr size_t kInlineBodyMax = 64 * 1024;
 
 // The kinds of wait a connection can be in (waits.cpp). All waits of a kind last equally long.
 enum Wait : uint8_t {
@@ -64,10 +70,20 @@ enum Wait : uint8_t {
 };
 constexpr int kWaitKinds = 5;
 
+// Bytes an answer sends after its head in Connection::out, from where they are (never copied into `out`).
+struct OutBody {
+  std::string_view bytes;
+  Job* job = nullptr;           // whose bytes they are (its response's body): kept while a write reads them
+  std::string* part = nullptr;  // or a stream's part they are: moved into the write when it must wait
+  uint64_t stream_bytes = 0;    // a stream's bytes in this write (here or in `out`): back to job's window once taken
+  std::string_view trailer;     // static bytes after them (a chunk's CRLF)
+};
+
 struct Connection {
   uv_tcp_t tcp;  // first: the handle's address is the connection's
   http::Parser parser;
   std::string out;       // the response being built; reused across requests
+  OutBody out_body;      // a large body that goes after `out` (respond_scored), sent by flush
   std::string leftover;  // bytes read past a request whose answer is still pending (pipelining)
   std::string peer;      // remote address, for the access log and the raw request
   int local_port = 0;
@@ -85,6 +101,11 @@ struct Connection {
   Connection* wait_next = nullptr;
   uint64_t deadline_ns = 0;
   uint8_t wait = kNone;
+  // The write timeout counts from the last progress: the bytes of answers handed to the socket or to
+  // uv_write, ever, and how many of them had reached the client (bytes_delivered) when the wait began.
+  uint64_t bytes_out = 0;
+  uint64_t wait_delivered = 0;
+  Job* writing_for = nullptr;  // the job whose answer the latest queued write carries (for the log)
   bool peer_eof = false;   // the client half-closed; answer what it sent, then close
   bool lingering = false;  // answered with Connection: close; reading what is left before closing
   uint32_t responses = 0;  // responses started; a wait armed before the latest one starts over
@@ -101,6 +122,7 @@ struct Connection {
 // A streamed answer is still being written: a connection that is to close after its answer (HTTP/1.0, a
 // drain) closes after the stream's end, not after the chunk that happens to be flushed first.
 inline bool stream_open(const Connection* c) { return c->job && c->job->stream_open; }
+
 
 struct Io {
   uv_loop_t loop;
@@ -184,15 +206,33 @@ inline MetricRoute metric_route(Route route) {
   return MetricRoute::other;
 }
 
+// ---- job_pool.cpp ------------------------------------------------------------------------------------
+Job* acquire_job();
+// Gives a finished job back for reuse (or frees it), once no write reads it any more; a body held in its
+// Python object goes back to the Python thread.
+void release_job(Job* job);
+// The socket took a stream's bytes (or they will never be sent): the stream's window has room again.
+void give_back_stream_bytes(Job* job, uint64_t bytes);
+// A write that read the job's bytes, or paced its stream, completed (or was cancelled).
+void job_written(Job* job, uint64_t stream_bytes);
+// The job's client is gone: a stream's Python thread stops, also where it waits for room.
+void cancel_job(Job* job);
+
 // ---- waits.cpp ---------------------------------------------------------------------------------------
 void unlink_wait(Connection* c);
 void update_wait(Connection* c, bool progress);
+// The bytes of answers the client's TCP has acknowledged so far on this connection: what it read, or what
+// its receive buffer holds. Only the reader moves it, never the worker's writing.
+uint64_t bytes_delivered(Connection* c);
 
 // ---- connection.cpp ----------------------------------------------------------------------------------
 void close_connection(Connection* c);
 // Fills c->peer (for the access log and the raw request) and c->local_port from the socket.
 void identify_peer(Connection* c);
-void flush(Connection* c);  // sends c->out
+void flush(Connection* c);  // sends c->out, then c->out_body
+// Sends c->out, then `body`: straight to the socket as far as it takes them, the rest queued (c->out's
+// rest copied, the body's read from where it is).
+void send(Connection* c, OutBody body);
 void start_reading(Connection* c);
 void stop_reading(Connection* c);
 void linger(Connection* c);
@@ -252,8 +292,6 @@ void on_timed_out(uv_signal_t*, int);
 // run() returned after the arbiter declared it past WORKER_TIMEOUT (the stack dump's signal can end a
 // blocking call): its client gets the timeout's answer instead. False for any other job.
 bool answer_if_timed_out(Job* job);
-// Gives a finished job back for reuse (or frees it).
-void release_job(Job* job);
 // Answers every job that waits for the Python thread with a 503 saying why it will not run.
 void refuse_waiting_jobs(std::string_view why);
 

@@ -18,6 +18,11 @@ namespace worker {
 
 struct Connection;
 
+// Back-pressure for a streamed answer: the Python thread hands over no more of a stream's parts while
+// this many of its bytes wait for the socket (a client that reads slowly, or not at all, would otherwise
+// have the whole generator queued in the worker). One part larger than this still goes when none waits.
+constexpr uint64_t kStreamWindow = 4 * 1024 * 1024;
+
 struct Job {
   Connection* connection = nullptr;  // touched only on the I/O thread
   http::Request request;             // moved out of the parser; read-only for the Python thread
@@ -34,8 +39,17 @@ struct Job {
   bool stream_open = false;
   uint64_t body_sent = 0;
   std::string script_content_length;
-  // Set by the I/O thread when the client is gone: a streaming Python thread stops iterating.
+  // Set by the I/O thread when the client is gone: a streaming Python thread stops iterating (cancel_job
+  // also wakes it where it waits for room in the stream's window).
   std::atomic<bool> cancelled{false};
+  // A stream's bytes handed to the I/O thread that the socket has not taken yet (kStreamWindow): raised by
+  // the Python thread before it hands a part over, lowered by the I/O thread once the socket took it.
+  std::atomic<uint64_t> stream_queued{0};
+  std::atomic<bool> stream_waiting{false};  // the Python thread waits on JobQueue::stream_room
+  // I/O thread only: writes in flight that read this job's bytes (its body, a part) or give its stream's
+  // bytes back; a job answered meanwhile is released (reused, its body freed) when the last one completes.
+  uint32_t writes = 0;
+  bool release_when_written = false;
   // For answering without the Python thread (a native crash, a run() stuck past its deadline):
   int fd = -1;                               // the connection's socket, set on the I/O thread
   std::atomic<uint64_t> started_ns{0};       // when run() began; set by the Python thread
@@ -56,6 +70,10 @@ struct Job {
     body_sent = 0;
     script_content_length.clear();
     cancelled.store(false);
+    stream_queued.store(0);
+    stream_waiting.store(false);
+    writes = 0;
+    release_when_written = false;
     fd = -1;
     started_ns.store(0);
     abandoned.store(false);
@@ -78,6 +96,11 @@ struct JobQueue {
   std::condition_variable wake_python;
   std::deque<Job*> pending;
   std::vector<Completion> done;
+  // Python references of held bodies (bridge::ScoreResponse::body_hold) whose answers are written: the
+  // Python thread gives them back (it alone may take the GIL to do so), woken for it when idle.
+  std::vector<void*> holds_to_release;
+  // A streaming Python thread waits here while its stream's window is full (Job::stream_waiting).
+  std::condition_variable stream_room;
   bool stopping = false;
   uv_async_t* done_async = nullptr;
   // Response objects whose close() is due, handed over by the I/O thread once per loop pass (after its
@@ -121,6 +144,13 @@ struct JobQueue {
     out.insert(out.end(), closing.begin(), closing.end());
     closing.clear();
     has_closing.store(false, std::memory_order_relaxed);
+  }
+  void release_hold(void* hold) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      holds_to_release.push_back(hold);
+    }
+    wake_python.notify_one();
   }
   void stop() {
     {

@@ -8,39 +8,12 @@
 
 namespace worker {
 
-namespace {
-
-// Jobs are reused, so that a request's buffers (head, body, answer) serve the next one instead of being
-// allocated and freed per request. Only this thread takes and returns them.
-Job* acquire_job() {
-  if (io->spare_jobs.empty()) return new Job;
-  Job* job = io->spare_jobs.back();
-  io->spare_jobs.pop_back();
-  return job;
-}
-
-}  // namespace
-
 // The Response objects of answered jobs go to the Python thread, after the log lines of their answers
 // (so a close() callback logs after the access line), and before any later request's job.
 void hand_over_closers() {
   if (io->closers.empty()) return;
   logline::flush();
   io->queue->hand_closers(io->closers);
-}
-
-void release_job(Job* job) {
-  // The answer is written (or failed, or dropped): the Response run() returned may be closed now.
-  if (job->response.closer) {
-    io->closers.push_back(job->response.closer);
-    job->response.closer = nullptr;
-  }
-  if (io->spare_jobs.size() >= kSpareJobs) {
-    delete job;
-    return;
-  }
-  job->reset();
-  io->spare_jobs.push_back(job);
 }
 
 namespace {
@@ -133,18 +106,21 @@ void process_input(Connection* c, const char* data, size_t len) {
 
 // A request's answer is complete: the connection goes on with pipelined bytes or reads again.
 void finish_job(Connection* c, Job* job) {
-  release_job(job);
   c->job = nullptr;
   if (c->closing) {  // the client went away while the answer was being made
+    c->out_body = OutBody{};
+    release_job(job);
     c->closing = false;
     close_connection(c);
     return;
   }
   c->parser.next();
-  flush(c);
+  flush(c);  // before the job goes back: a large body is written from it, which keeps it until written
+  release_job(job);
   if (c->close_after_write) {
     // A stream's end may leave nothing to flush (HTTP/1.0: no last chunk) while its close waited for it.
     if (c->pending_writes == 0) linger(c);
+    else update_wait(c, false);  // the write timeout: a client that reads none of the answer is closed
     return;
   }
   std::string rest;
@@ -154,15 +130,32 @@ void finish_job(Connection* c, Job* job) {
   if (!c->closing) update_wait(c, false);
 }
 
-void write_chunk(Connection* c, Job* job, std::string_view data) {
+// A stream's part: a small one copied behind its framing, a large one sent from where it is (`part`, the
+// string it is in, moved into the write if the socket does not take it at once; null: the job's own
+// first part, kept with the job). Its bytes go back to the stream's window once the socket took them.
+void write_chunk(Connection* c, Job* job, std::string_view data, std::string* part) {
   // Not after a head that sent no stream (a refused one, a HEAD answer); and never an empty chunk,
   // which would end the body.
-  if (c->closing || !job->stream_open || data.empty()) return;
-  if (chunked(job->request)) fmt::format_to(std::back_inserter(c->out), "{:x}\r\n", data.size());
-  c->out.append(data);
-  if (chunked(job->request)) c->out.append("\r\n");
+  if (c->closing || !job->stream_open || data.empty()) {
+    give_back_stream_bytes(job, data.size());
+    return;
+  }
+  bool framed = chunked(job->request);
+  if (framed) fmt::format_to(std::back_inserter(c->out), "{:x}\r\n", data.size());
   job->body_sent += data.size();
-  flush(c);
+  OutBody body;
+  body.job = job;
+  body.stream_bytes = data.size();
+  if (data.size() <= kInlineBodyMax) {
+    c->out.append(data);
+    if (framed) c->out.append("\r\n");
+  } else {
+    body.bytes = data;
+    body.part = part;
+    if (framed) body.trailer = "\r\n";
+  }
+  send(c, body);
+  if (!c->closing) update_wait(c, false);  // a part the socket did not take starts the write timeout
 }
 
 }  // namespace
@@ -216,10 +209,10 @@ void on_jobs_done(uv_async_t*) {
       case Completion::Kind::response:
         if (!c->closing) respond_scored(c, job, job->ids);
         if (!streamed) finish_job(c, job);
-        else write_chunk(c, job, job->response.body);  // the first chunk came with the head
+        else write_chunk(c, job, job->response.body, nullptr);  // the first part came with the head
         break;
       case Completion::Kind::chunk:
-        write_chunk(c, job, event.data);
+        write_chunk(c, job, event.data, &event.data);
         break;
       case Completion::Kind::end:
         if (!c->closing && job->stream_open) {

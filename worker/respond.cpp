@@ -196,7 +196,7 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
   bool bodyless = !failed && http::status_has_no_body(resp.status);
   bool streamed = !failed && !bodyless && resp.streamed;
   // The generator of a stream whose body is not sent need not run (a refused head, a HEAD request).
-  if (resp.streamed && (!streamed || r.method == "HEAD")) job->cancelled.store(true);
+  if (resp.streamed && (!streamed || r.method == "HEAD")) cancel_job(job);
   job->stream_open = streamed && r.method != "HEAD";
   if (streamed && !chunked(r)) c->close_after_write = true;
   if (bodyless && resp.status < 200) {
@@ -224,7 +224,7 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
       break;
     }
   }
-  const std::string& body = failed ? error_body : resp.body;
+  std::string_view body = failed ? std::string_view(error_body) : resp.body_view();
   std::string_view reason =
       resp.reason.empty() || failed ? http::reason_phrase_upper(resp.status) : std::string_view(resp.reason);
   if (failed) {
@@ -279,7 +279,15 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
     http::add_header(c->out, "x-ms-run-fn-exec-ms", std::string_view(ms, static_cast<size_t>(end - ms)));
   }
   add_request_headers(c, r, ids, !own_cors);
-  end_response(c, r, streamed || bodyless ? std::string_view{} : std::string_view(body));  // chunks follow
+  if (streamed || bodyless || failed || body.size() <= kInlineBodyMax || r.method == "HEAD") {
+    end_response(c, r, streamed || bodyless ? std::string_view{} : body);  // a stream's parts follow
+  } else {
+    // A large body goes out from the job's response, after the head: flush keeps the job until written.
+    http::end_head(c->out);
+    c->out_body = OutBody{};
+    c->out_body.bytes = body;
+    c->out_body.job = job;
+  }
   // The reference logs the view's line before the response goes out, the access line after.
   log_view_request(r, resp.status, job->handled_ms,
                    resp.streamed && !failed ? std::optional<size_t>() : body.size(), ids.request_id);

@@ -42,6 +42,24 @@ void forget_worker_signals_in_child() {
   forget_crash_responder();
 }
 
+// Back-pressure: waits, without the GIL, until the stream has room for a part of `next` bytes (what it
+// handed over and the socket has not taken is under kStreamWindow, or nothing waits at all). False when the
+// client is gone meanwhile (closed for not reading, or it left): the stream ends there.
+bool wait_for_room(JobQueue& queue, Job& job, size_t next) {
+  auto room = [&] {
+    uint64_t queued = job.stream_queued.load();
+    return queued == 0 || queued + next <= kStreamWindow;
+  };
+  auto gone = [&] { return job.cancelled.load() || job.abandoned.load(); };
+  if (!room() && !gone()) {
+    std::unique_lock<std::mutex> lock(queue.mutex);
+    job.stream_waiting.store(true);  // before the predicate's loads: the I/O thread notifies once it sees it
+    queue.stream_room.wait(lock, [&] { return room() || gone(); });
+    job.stream_waiting.store(false);
+  }
+  return !gone();
+}
+
 void run_job(Slot& slot, JobQueue& queue, Job* job) {
   const http::Request& r = job->request;
   bridge::ScoreRequest request;
@@ -72,13 +90,17 @@ void run_job(Slot& slot, JobQueue& queue, Job* job) {
   // stream has no iterator left (next_chunk says so at once): the head, then the end.
   bridge::ScoreResponse& response = job->response;
   void* stream = response.stream;
+  job->stream_queued.store(response.body.size());  // the first part goes with the head
   queue.complete(job, Completion::Kind::response, {}, true);
   bridge::ScoreResponse reader;
   reader.stream = stream;
   std::string chunk;
   bool failed = false;
-  while (!job->cancelled.load() && !job->abandoned.load() && bridge::next_chunk(reader, chunk, &failed))
+  while (!job->cancelled.load() && !job->abandoned.load() && bridge::next_chunk(reader, chunk, &failed)) {
+    if (!wait_for_room(queue, *job, chunk.size())) break;
+    job->stream_queued.fetch_add(chunk.size());
     queue.complete(job, Completion::Kind::chunk, std::move(chunk));
+  }
   bridge::end_stream(reader);
   queue.complete(job, failed ? Completion::Kind::abort : Completion::Kind::end);
 }
@@ -92,14 +114,20 @@ void close_responses(JobQueue& queue, std::vector<void*>& closers) {
 void serve_jobs(Slot& slot, JobQueue& queue) {
   std::vector<Job*> batch;
   std::vector<void*> closers;
+  std::vector<void*> holds;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(queue.mutex);
-      queue.wake_python.wait(lock, [&] { return queue.stopping || !queue.pending.empty() || !queue.closing.empty(); });
-      if (queue.pending.empty() && queue.closing.empty()) return;  // stopping, and nothing left to do
+      queue.wake_python.wait(lock, [&] {
+        return queue.stopping || !queue.pending.empty() || !queue.closing.empty() || !queue.holds_to_release.empty();
+      });
+      holds.swap(queue.holds_to_release);
+      if (queue.pending.empty() && queue.closing.empty() && holds.empty()) return;  // stopping, nothing left
       batch.assign(queue.pending.begin(), queue.pending.end());
       queue.pending.clear();
     }
+    // Bodies already written go first: a large one is memory the next run() may want.
+    bridge::release_holds(holds);
     // Responses answered before the next run(), as gunicorn closes one before it reads the next request.
     close_responses(queue, closers);
     for (Job* job : batch) {
