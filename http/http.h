@@ -99,11 +99,12 @@ struct Head {
   bool date = true;  // false only where time cannot be formatted (a signal handler's pre-rendered head)
   std::string_view content_type;          // empty: none
   std::optional<size_t> content_length;   // none: the caller frames the body (chunked, or by the close)
+  bool http10 = false;  // "HTTP/1.0" in the status line: the request's version, as gunicorn answers
 };
 void begin_head(std::string& out, const Head& head);
 
 // Appends a response head piece by piece to `out`, a buffer the caller reuses.
-void begin_response(std::string& out, int status, std::string_view reason);
+void begin_response(std::string& out, int status, std::string_view reason, bool http10 = false);
 void add_header(std::string& out, std::string_view name, std::string_view value);
 void add_header(std::string& out, std::string_view name, size_t value);
 void add_date_header(std::string& out);  // cached per second

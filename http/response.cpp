@@ -114,8 +114,8 @@ void append_decimal(std::string& out, long long value) {
 
 }  // namespace
 
-void begin_response(std::string& out, int status, std::string_view reason) {
-  out.append("HTTP/1.1 ", 9);
+void begin_response(std::string& out, int status, std::string_view reason, bool http10) {
+  out.append(http10 ? "HTTP/1.0 " : "HTTP/1.1 ", 9);
   append_decimal(out, status);
   out += ' ';
   out.append(reason);
@@ -123,7 +123,7 @@ void begin_response(std::string& out, int status, std::string_view reason) {
 }
 
 void begin_head(std::string& out, const Head& head) {
-  begin_response(out, head.status, head.reason);
+  begin_response(out, head.status, head.reason, head.http10);
   add_header(out, "Server", "azmlinfsrv");
   if (head.date) add_date_header(out);
   if (head.connection == Head::Connection::close) add_header(out, "Connection", "close");

@@ -114,7 +114,8 @@ void start_response(Connection* c, const http::Request& r, int status, std::stri
                             .reason = reason,
                             .connection = connection,
                             .content_type = content_type,
-                            .content_length = content_length});
+                            .content_length = content_length,
+                            .http10 = r.version_major == 1 && r.version_minor == 0});
 }
 
 // The after-request headers of "family A" responses (docs/behaviour.md 3.2), in the reference's order.

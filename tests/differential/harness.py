@@ -428,8 +428,8 @@ def normalise_response(records, req, ctx):
             body_record = {"body": normalise_text(text, ctx)}
         except UnicodeDecodeError:
             body_record = {"body_b64": base64.b64encode(body).decode()}
-        out.append({"status": r["status"], "reason": r["reason"], "headers": headers,
-                    "framing": r["framing"], **body_record})
+        out.append({"version": r.get("version", "HTTP/1.1"), "status": r["status"], "reason": r["reason"],
+                    "headers": headers, "framing": r["framing"], **body_record})
     return out
 
 
@@ -540,6 +540,8 @@ def compare_exchange(expected, actual, ids):
                 problems.append(f"expected {e}, got {a}")
             continue
         error_json = "json-errors" in ids and e["status"] >= 400
+        if e.get("version") != a.get("version") and "version" in e:
+            problems.append(f"status line {e['version']} expected, got {a.get('version')}")
         if e["status"] != a["status"] and not ("header-limit-431" in ids and a["status"] == 431):
             problems.append(f"status {e['status']} expected, got {a['status']}")
         if e["reason"] != a["reason"] and not error_json and "header-limit-431" not in ids:

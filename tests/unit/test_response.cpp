@@ -49,6 +49,12 @@ TEST_CASE("begin_head: status line, Server, Date, the connection header, then th
   http::begin_head(out, not_found);
   CHECK(without_date(out) ==
         "HTTP/1.1 404 NOT FOUND\r\nServer: azmlinfsrv\r\nDate: *\r\nConnection: keep-alive\r\nContent-Length: 0\r\n");
+
+  out.clear();
+  not_found.http10 = true;  // an HTTP/1.0 request is answered in its version, as gunicorn does
+  http::begin_head(out, not_found);
+  CHECK(without_date(out) ==
+        "HTTP/1.0 404 NOT FOUND\r\nServer: azmlinfsrv\r\nDate: *\r\nConnection: keep-alive\r\nContent-Length: 0\r\n");
 }
 
 TEST_CASE("begin_head without a date writes no Date line (a signal handler's pre-rendered head)") {
