@@ -25,10 +25,11 @@ def test_worker_boot_sequence(server):
     s.wait_for_log(r"Worker with pid \d+ ready for serving traffic$")
     out = s.stdout()
     worker_lines = out[out.index("Initializing logger"):].splitlines()
-    messages = [re.sub(rf"^{TS} I \[\d+\] ", "", line) for line in worker_lines]
-    assert messages[:10] == [
+    messages = [re.sub(rf"^{TS} [IW] \[\d+\] ", "", line) for line in worker_lines]
+    assert messages[:11] == [
         "Initializing logger",
         "azmlinfsrv - Starting up app insights client",
+        "azmlinfsrv.trace - Model directory is not set or does not exist: None",
         "azmlinfsrv - Enabling CORS for the following origins: http://a.com, http://b.com",
         f"azmlinfsrv.user_script - Found user script at {s.script}",
         "azmlinfsrv.user_script - run() is not decorated. Server will invoke it with the input in JSON string.",
@@ -189,3 +190,28 @@ def test_logging_configured_at_script_import_disables_the_server_loggers_made_be
     for silenced in ("printed in init", "Invoking user's init function", "Users's init has completed",
                      "Scoring timeout is set to"):
         assert silenced not in out, (silenced, out)
+
+
+@pytest.mark.parametrize("layout,expected", [
+    (None, r"W \[\d+\] azmlinfsrv\.trace - Model directory is not set or does not exist: None$"),
+    ("missing", r"W \[\d+\] azmlinfsrv\.trace - Model directory is not set or does not exist: .*/missing$"),
+    ("files", r"E \[\d+\] azmlinfsrv\.trace - Error while fetching model IDs$"),
+    ("models", None),
+    ("version", None),
+])
+def test_model_ids_enumerated_at_start_as_the_reference(server, tmp_path, layout, expected):
+    """The reference's App Insights client lists the model ids at every start, telemetry on or off: a
+    model folder unset or missing is a WARNING, one that is not <model>/<version> an ERROR with its
+    traceback; <model>/<version> folders and a folder ending in a version say nothing."""
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "weights.bin").write_text("w")
+    (tmp_path / "models" / "m" / "3").mkdir(parents=True)
+    (tmp_path / "version" / "7").mkdir(parents=True)
+    args = [] if layout is None else ["--model_dir", str(tmp_path / layout / ("7" if layout == "version" else ""))]
+    s = server.start("print_in_init.py", args=args)
+    s.wait_for_log(r"azmlinfsrv\.swagger - Swaggers are prepared")
+    out = s.stdout()
+    if expected:
+        assert re.search(expected, out, re.M), out
+    else:
+        assert "azmlinfsrv.trace" not in out, out

@@ -144,6 +144,26 @@ def _alias_compat_modules():
     sys.modules["azureml.contrib.services.aml_response"] = aml_response
 
 
+def _enumerate_models():
+    """The reference's App Insights client lists the model ids at start, telemetry on or off, and logs what
+    goes wrong (docs/behaviour.md 2.2): the model folder unset or missing, or laid out otherwise than
+    <model>/<version> (a folder of files, as --model_dir usually names locally) unless it ends in a version."""
+    model_dir = _env("AZUREML_MODEL_DIR")
+    trace = get_logger("azmlinfsrv.trace")
+    if not model_dir or not os.path.exists(model_dir):
+        trace.warning("Model directory is not set or does not exist: %s", model_dir)
+        return
+    if os.path.basename(model_dir).isdigit():
+        return
+    try:
+        for model in os.listdir(model_dir):
+            [int(version) for version in os.listdir(os.path.join(model_dir, model))]
+    except Exception:  # as the reference: its logger.exception
+        import traceback
+
+        trace.error("Error while fetching model IDs\n%s", traceback.format_exc().rstrip("\n"))
+
+
 def _enable_faulthandler():
     """The Python stacks in the log when the worker dies of a fatal signal (as the reference) and when
     the arbiter, seeing a run() older than WORKER_TIMEOUT, sends SIGUSR1 before killing the worker."""
@@ -202,6 +222,7 @@ def boot(claim_error_report):
 
         _print_hook.install()
         logger.info("Starting up app insights client")  # the reference's line; nothing is exported (differences.md)
+        _enumerate_models()
         cors_origins = _env("AML_CORS_ORIGINS")
         if cors_origins:
             logger.info("Enabling CORS for the following origins: %s",
