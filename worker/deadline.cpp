@@ -13,31 +13,8 @@ namespace worker {
 
 namespace {
 
-// Answers the client of the job run() is working on without waiting for run(); the Python thread keeps
-// the Job until run() returns, if ever, and its result is then dropped. `expected`, when given, must
-// still be the running job. False when there is nothing to answer (run() returned meanwhile).
-void answer_abandoned_job(Job* job, std::string_view message, int status = 500, bool run_failed = true);
-
-}  // namespace
-
-void refuse_waiting_jobs(std::string_view why);
-
-namespace {
-
-bool answer_running_job(Job* expected, std::string_view message) {
-  Job* job = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(io->queue->mutex);
-    job = io->queue->running.load();
-    if (!job || (expected && job != expected) || job->abandoned.load() || !job->connection) return false;
-    job->abandoned.store(true);  // from now on the crash responder leaves its socket alone
-  }
-  answer_abandoned_job(job, message);
-  return true;
-}
-
 // Answers a job whose client must not wait for, or get, run()'s result.
-void answer_abandoned_job(Job* job, std::string_view message, int status, bool run_failed) {
+void answer_abandoned_job(Job* job, std::string_view message, int status = 500, bool run_failed = true) {
   Connection* c = job->connection;
   job->connection = nullptr;
   c->job = nullptr;
@@ -55,10 +32,32 @@ void answer_abandoned_job(Job* job, std::string_view message, int status, bool r
   flush(c);
 }
 
+// Answers the client of the job run() is working on without waiting for run(); the Python thread keeps
+// the Job until run() returns, if ever, and its result is then dropped. `expected`, when given, must
+// still be the running job. False when there is nothing to answer (run() returned meanwhile).
+bool answer_running_job(Job* expected, std::string_view message) {
+  Job* job = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(io->queue->mutex);
+    job = io->queue->running.load();
+    if (!job || (expected && job != expected) || job->abandoned.load() || !job->connection) return false;
+    job->abandoned.store(true);  // from now on the crash responder leaves its socket alone
+  }
+  answer_abandoned_job(job, message);
+  return true;
+}
+
 std::string worker_timeout_message() {
   return fmt::format("The worker timed out: run() took longer than WORKER_TIMEOUT ({} s), so the worker is being "
                      "replaced. The server log shows the Python stack where run() was.",
                      io->worker_timeout_s);
+}
+
+// After the timed-out run()'s client was answered: the worker is killed in a second, so the requests
+// waiting behind it are refused now, and no more are taken.
+void leave_after_worker_timeout() {
+  refuse_waiting_jobs("the request before it on this worker ran longer than WORKER_TIMEOUT");
+  begin_drain();
 }
 
 void on_alarm_due(uv_timer_t*);
@@ -150,8 +149,7 @@ void watch_deadlines() {
 // kills this worker in a second. Answer the client while we can, and take no more connections.
 void on_timed_out(uv_signal_t*, int) {
   answer_running_job(nullptr, worker_timeout_message());
-  refuse_waiting_jobs("the request before it on this worker ran longer than WORKER_TIMEOUT");
-  begin_drain();
+  leave_after_worker_timeout();
 }
 
 bool answer_if_timed_out(Job* job) {
@@ -159,8 +157,7 @@ bool answer_if_timed_out(Job* job) {
   if (!job->connection || !declared || job->started_ns.load() != declared) return false;
   job->abandoned.store(true);
   answer_abandoned_job(job, worker_timeout_message());
-  refuse_waiting_jobs("the request before it on this worker ran longer than WORKER_TIMEOUT");
-  begin_drain();
+  leave_after_worker_timeout();
   return true;
 }
 

@@ -35,7 +35,6 @@ void queue_for_python(Connection* c, http::Request& r, uint64_t received_ns, htt
   io->for_python.push_back(job);
 }
 
-// Answers a parsed request or hands it to Python; true when the answer is already in c->out.
 // The parser dropped header fields whose names contain an underscore (http/parser.cpp says why); a
 // client that meant them should learn where they went. Rare: only then is anything formatted.
 void log_dropped_headers(const Connection* c, const http::Request& r) {
@@ -47,6 +46,7 @@ void log_dropped_headers(const Connection* c, const http::Request& r) {
                              r.dropped_headers, r.method, r.path(), c->peer));
 }
 
+// Answers a parsed request or hands it to Python; true when the answer is already in c->out.
 bool handle_request(Connection* c) {
   http::Request& r = c->parser.request();
   uint64_t received_ns = base::monotonic_ns();

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <initializer_list>
 
 #include <fmt/format.h>
 
@@ -19,10 +20,17 @@ namespace worker {
 
 namespace {
 
+// sigaction only: the forked child of a multithreaded process may call nothing else.
+void default_dispositions(std::initializer_list<int> signals) {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int sig : signals) sigaction(sig, &dfl, nullptr);
+}
+
 void reset_signals_after_fork() {
   // The arbiter's handlers write to the arbiter's pipe; a worker starts from the defaults.
-  for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGCHLD, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH})
-    signal(sig, SIG_DFL);
+  default_dispositions({SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGCHLD, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH});
   signal(SIGPIPE, SIG_IGN);
   sigset_t none;
   sigemptyset(&none);
@@ -33,12 +41,9 @@ void reset_signals_after_fork() {
 // plain Python would, not as a worker: libuv's handlers would write its stop signals into the parent's
 // loop (SIGTERM would stop the parent, not the child), the crash responder would answer the parent's
 // client over the parent's answer, and SIGALRM (the scoring timeout) and SIGUSR1 (the stack dump) are
-// the worker's. Runs in the child inside fork(): sigaction only.
+// the worker's. Runs in the child inside fork().
 void forget_worker_signals_in_child() {
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, kSignalAnswerTimedOut, SIGALRM}) sigaction(sig, &dfl, nullptr);
+  default_dispositions({SIGTERM, SIGINT, SIGQUIT, SIGUSR1, kSignalAnswerTimedOut, SIGALRM});
   forget_crash_responder();
 }
 

@@ -11,27 +11,19 @@ import time
 import pytest
 
 from bb_http import Conn
-from conftest import ServerFactory
 
 INTERNAL = {"message": "An unexpected internal error occurred. Check the logs for more info."}
 
 
+# Shared servers (conftest's session factory stops them); each test reads the log after its own mark.
 @pytest.fixture(scope="module")
-def framing_servers(tmp_path_factory):
-    """Servers shared by this module's tests; each test reads the log after its own mark."""
-    f = ServerFactory(lambda: str(tmp_path_factory.mktemp("framing")))
-    yield f
-    f.stop_all()
+def body_srv(session_servers):
+    return session_servers.start("raw_body.py")
 
 
 @pytest.fixture(scope="module")
-def body_srv(framing_servers):
-    return framing_servers.start("raw_body.py")
-
-
-@pytest.fixture(scope="module")
-def heads_srv(framing_servers):
-    return framing_servers.start("script_heads.py")
+def heads_srv(session_servers):
+    return session_servers.start("script_heads.py")
 
 
 def chunked(body, size=3):
