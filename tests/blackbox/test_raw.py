@@ -205,6 +205,15 @@ def test_response_close_called_after_the_answer(server):
     assert closed_so_far(s) == ["1", "body 2", "2"]
 
 
+def test_response_close_called_once_for_a_streamed_answer_without_body(server):
+    """A 204 (or 304, 1xx) sends no body, so its stream is never iterated; the Response is still closed,
+    once: its body's close() and each call_on_close callback run one time."""
+    s = server.start("response_close.py")
+    r = request(s.port, "GET", "/score?kind=stream&status=204&n=5")
+    assert r.status == 204 and r.body == b"", r
+    assert closed_so_far(s) == ["body 5", "5"]
+
+
 def test_response_close_called_when_the_body_fails(server):
     s = server.start("response_close.py")
     with Conn(s.port) as c:

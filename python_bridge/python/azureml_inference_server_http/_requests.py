@@ -253,15 +253,14 @@ def response_parts(response):
     if 100 <= status < 200 or status in (204, 304):
         # These answers have no body (RFC 9110 15.2, 15.3.5, 15.4.5); the I/O thread sends none. As
         # Werkzeug's get_wsgi_headers and get_app_iter, which the reference goes through: no Content-Length
-        # for 1xx and 204, no entity headers for 304, and a streamed body is never iterated, only closed
-        # (an empty stream here). A body of bytes is still handed over: the request's log line shows its
-        # length, as the reference's does.
+        # for 1xx and 204, no entity headers for 304, and a streamed body is never iterated (an empty stream
+        # here), only closed with the Response once the answer is out (close_response). A body of bytes is
+        # still handed over: the request's log line shows its length, as the reference's does.
         if status == 304:
             headers = [(k, v) for k, v in headers if k.lower() not in _ENTITY_HEADERS]
         else:
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         if streamed:
-            response.close()
             return status, reason, headers, None, iter(())
         return status, reason, headers, response.get_data(), None
     if streamed:
