@@ -138,6 +138,20 @@ int populate_writable_data(dl_phdr_info* program, size_t, void*) {
   return 1;  // the program comes first; shared libraries are left alone
 }
 
+// print() writes its text and its end apart, and unbuffered stdio passes each piece on at once, so
+// workers writing together mixed their lines ("Initializing loggerInitializing logger"). Holding a
+// line until its newline makes each line one write (a pipe never splits a write of up to PIPE_BUF
+// bytes, nor a file opened for append any write), while a whole line still goes out before the next
+// statement runs.
+void keep_lines_whole() {
+  PyRun_SimpleString(
+      "import sys\n"
+      "for _stream in (sys.stdout, sys.stderr):\n"
+      "    if _stream is not None:\n"
+      "        _stream.reconfigure(line_buffering=True, write_through=False)\n"
+      "del _stream\n");
+}
+
 bool start_interpreter(const BootOptions& options) {
   dl_iterate_phdr(populate_writable_data, nullptr);
   PyObjectArenaAllocator arenas{nullptr, populated_arena, unmap_arena};
@@ -146,7 +160,8 @@ bool start_interpreter(const BootOptions& options) {
   if (interpreter.empty()) return false;
   PyConfig config;
   PyConfig_InitPythonConfig(&config);
-  // Unbuffered stdio: a print just before a crash still reaches the log.
+  // Unbuffered stdio: a print just before a crash still reaches the log. Lines are then made whole
+  // below (keep_lines_whole), since several workers share the same stdout and stderr.
   config.buffered_stdio = 0;
   config.parse_argv = 0;
   // With a debugger attached (AZUREML_DEBUG_PORT), breakpoints in the standard library need its real
@@ -168,6 +183,7 @@ bool start_interpreter(const BootOptions& options) {
                        ". Check that python3 (the interpreter named by -Dpython) is installed.");
     return false;
   }
+  keep_lines_whole();
   return true;
 }
 

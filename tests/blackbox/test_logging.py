@@ -8,6 +8,7 @@ import time
 
 import pytest
 from bb_http import request
+from conftest import wait_workers
 
 TS = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d{3}"
 
@@ -215,3 +216,34 @@ def test_model_ids_enumerated_at_start_as_the_reference(server, tmp_path, layout
         assert re.search(expected, out, re.M), out
     else:
         assert "azmlinfsrv.trace" not in out, out
+
+
+WHOLE_LINES_SCRIPT = '''
+import os, sys
+
+def init():
+    pid = os.getpid()
+    for i in range(400):
+        print(f"err-{pid}-{i:04d}", file=sys.stderr)
+        sys.stdout.write(f"out-{pid}-")
+        sys.stdout.write(f"{i:04d}\\n")
+
+def run(data):
+    return data
+'''
+
+
+def test_lines_from_several_workers_stay_whole(server):
+    # A line goes out in one write even when the script writes it in pieces (print writes its text and
+    # its end apart), so the output of workers starting together never mixes within a line; the boot
+    # lines ("Initializing logger") are such lines too.
+    s = server.start(WHOLE_LINES_SCRIPT, args=["--worker_count", "4"])
+    wait_workers(s, 4)
+    s.stop()
+    out_lines = [ln for ln in s.stdout().splitlines() if "out-" in ln or "Initializing logger" in ln]
+    err_lines = [ln for ln in s.stderr().splitlines() if "err-" in ln]
+    assert len(out_lines) == 4 * 400 + 4, s.stdout()[-3000:]
+    assert len(err_lines) == 4 * 400, s.stderr()[-3000:]
+    mixed = [ln for ln in out_lines if not re.fullmatch(r"out-\d+-\d{4}|Initializing logger", ln)]
+    mixed += [ln for ln in err_lines if not re.fullmatch(r"err-\d+-\d{4}", ln)]
+    assert not mixed, mixed[:10]
