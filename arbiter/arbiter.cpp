@@ -368,7 +368,15 @@ class Arbiter {
     s.requests_served.store(0);
     s.replace_requested.store(0);
     s.heartbeat_ns.store(now);
+    // Signals wait until the child has put back the default handlers (worker::run unblocks them): one
+    // that reached the child before that ran the arbiter's handler there, which wrote it into the
+    // arbiter's pipe, so a TERM sent to a worker just forked was taken by the arbiter and the worker
+    // lived on until the graceful timeout.
+    sigset_t all, previous;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &previous);
     pid_t pid = fork();
+    if (pid != 0) sigprocmask(SIG_SETMASK, &previous, nullptr);
     if (pid < 0) {
       s.state.store(worker::SlotState::empty);
       log_error(logline::Level::error, fmt::format("Cannot fork a worker: {}", strerror(errno)));

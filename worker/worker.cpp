@@ -29,7 +29,8 @@ void default_dispositions(std::initializer_list<int> signals) {
 }
 
 void reset_signals_after_fork() {
-  // The arbiter's handlers write to the arbiter's pipe; a worker starts from the defaults.
+  // The arbiter's handlers write to the arbiter's pipe; a worker starts from the defaults. The arbiter
+  // forks with every signal blocked, so one sent meanwhile arrives here, once the defaults are in place.
   default_dispositions({SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGCHLD, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH});
   signal(SIGPIPE, SIG_IGN);
   sigset_t none;
