@@ -5,8 +5,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,8 +66,9 @@ double seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
 class Arbiter {
  public:
   Arbiter(const Launch& launch, const WorkerProgram& program, std::vector<int> listeners, int metrics_fd,
-          worker::Table* table, int watch_fd)
-      : launch_(launch), program_(program), listeners_(std::move(listeners)), metrics_fd_(metrics_fd), table_(table),
+          const int handoff_fds[2], worker::Table* table, int watch_fd)
+      : launch_(launch), program_(program), listeners_(std::move(listeners)), metrics_fd_(metrics_fd),
+        handoff_fds_{handoff_fds[0], handoff_fds[1]}, table_(table),
         target_workers_(launch.worker_count), watch_fd_(watch_fd),
         worker_timeout_ns_(static_cast<uint64_t>(launch.worker_timeout_s) * kSecond),
         graceful_timeout_ns_(static_cast<uint64_t>(launch.graceful_timeout_s) * kSecond),
@@ -390,6 +392,8 @@ class Arbiter {
       options.settings = launch_.worker;
       options.listen_fds = listeners_;
       options.metrics_fd = metrics_fd_;
+      options.handoff_fds[0] = handoff_fds_[0];
+      options.handoff_fds[1] = handoff_fds_[1];
       options.table = table_;
       options.slot = slot;
       options.interpreter = program_.interpreter;
@@ -575,6 +579,9 @@ class Arbiter {
   const WorkerProgram& program_;
   std::vector<int> listeners_;
   int metrics_fd_;  // the metrics listener, or -1; handed to every worker, apart from listeners_
+  // The workers' hand-off queue (worker::Options::handoff_fds), or -1s. Held open here for the server's
+  // life, so what is queued in it outlives any one worker.
+  int handoff_fds_[2];
   worker::Table* table_;
   int target_workers_;
   int watch_fd_;
@@ -617,6 +624,15 @@ int serve(const Launch& launch, const WorkerProgram& program) {
   }
   auto* table = new (page) worker::Table();
 
+  // A queue of messages the workers share (whole messages, each read by one reader). Without it the
+  // workers still serve; each keeps the requests it reads.
+  int handoff_fds[2] = {-1, -1};
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, handoff_fds) != 0)
+    log_error(logline::Level::warning,
+              fmt::format("Cannot make the workers' hand-off queue ({}); a request that arrives on a busy "
+                          "worker's connection waits for that worker.",
+                          strerror(errno)));
+
   install_signal_handlers();
   std::string addresses;
   for (int port : {launch.separate_health && launch.health_port != launch.port ? launch.health_port : -1, launch.port})
@@ -626,7 +642,7 @@ int serve(const Launch& launch, const WorkerProgram& program) {
   if (metrics_fd >= 0)
     log_error(logline::Level::info, fmt::format("Metrics listener at: 0.0.0.0:{}", launch.metrics_port));
   log_error(logline::Level::info, "Using worker: prefork (libuv I/O thread + embedded Python)");
-  Arbiter arbiter(launch, program, std::move(listeners), metrics_fd, table, watch_folder(launch));
+  Arbiter arbiter(launch, program, std::move(listeners), metrics_fd, handoff_fds, table, watch_folder(launch));
   return arbiter.run();
 }
 

@@ -2,6 +2,8 @@
 // the server's own answers about the bytes it got (malformed, over a limit, too slow), and the sweep
 // that ends expired waits. Nothing here knows routes or Python: bytes read go to io->read_cb.
 #include <arpa/inet.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include <utility>
 
@@ -241,6 +243,18 @@ void stop_reading(Connection* c) {
 void start_reading(Connection* c) {
   if (c->reading || c->closing) return;
   if (uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), on_alloc, io->read_cb) == 0) c->reading = true;
+}
+
+void read_now(Connection* c) {
+  uv_os_fd_t fd = -1;
+  if (!c->reading || c->closing || uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) != 0) return;
+  ssize_t n;
+  do n = ::read(fd, io->read_buffer, sizeof io->read_buffer);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+  uv_buf_t buf = uv_buf_init(io->read_buffer, n > 0 ? static_cast<unsigned>(n) : 0);
+  io->read_cb(reinterpret_cast<uv_stream_t*>(&c->tcp), n > 0 ? n : n == 0 ? UV_EOF : uv_translate_sys_error(errno),
+              &buf);
 }
 
 // After the last byte of a Connection: close answer: stop sending, keep reading (discarding) until the

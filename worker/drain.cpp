@@ -16,38 +16,8 @@ namespace {
 
 void on_exit_timer(uv_timer_t*) { exit_worker(); }
 
-// Connections the kernel accepted on the shared listening socket but no worker took yet are reset when
-// its last descriptor closes (gunicorn #3397, TERM drops the accepted backlog). A draining worker
-// takes them before closing its descriptor and answers them.
-void adopt_backlog(uv_tcp_t* listener) {
-  uv_os_fd_t fd = -1;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(listener), &fd) != 0) return;
-  for (;;) {
-    int client = accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (client < 0) return;
-    auto* c = new Connection(io->limits);
-    uv_tcp_init(&io->loop, &c->tcp);
-    ++io->connections;
-    if (uv_tcp_open(&c->tcp, client) != 0) {
-      ::close(client);
-      close_connection(c);
-      continue;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    identify_peer(c);
-    c->close_after_write = true;
-    start_reading(c);
-  }
-}
-
-bool is_listener(uv_handle_t* handle) {
-  for (uv_tcp_t* l : io->listeners)
-    if (reinterpret_cast<uv_handle_t*>(l) == handle) return true;
-  return reinterpret_cast<uv_handle_t*>(io->metrics_listener) == handle;
-}
-
 void close_silent(uv_handle_t* handle, void*) {
-  if (handle->type != UV_TCP || uv_is_closing(handle) || is_listener(handle)) return;
+  if (handle->type != UV_TCP || uv_is_closing(handle)) return;  // connections only, not the listeners' polls
   auto* c = reinterpret_cast<Connection*>(handle);
   if (!c->job && !c->parser.in_progress() && c->pending_writes == 0) close_connection(c);
 }
@@ -56,7 +26,7 @@ void close_silent(uv_handle_t* handle, void*) {
 void on_drain_grace(uv_timer_t*) { uv_walk(&io->loop, close_silent, nullptr); }
 
 void close_idle(uv_handle_t* handle, void*) {
-  if (handle->type != UV_TCP || is_listener(handle)) return;
+  if (handle->type != UV_TCP) return;
   auto* c = reinterpret_cast<Connection*>(handle);
   bool idle = !c->job && !c->parser.in_progress() && c->pending_writes == 0 && c->had_request;
   // When the whole server stops, an idle keep-alive connection has nowhere else to go: close it. A worker
@@ -78,11 +48,7 @@ void exit_worker() {
   _exit(kExitStopped);
 }
 
-void close_metrics_listener() {
-  if (!io->metrics_listener || io->metrics_listener_closed) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(io->metrics_listener), nullptr);
-  io->metrics_listener_closed = true;
-}
+void close_metrics_listener() { close_listener(io->metrics_listener); }
 
 // The last connection of a draining worker is gone: the Python thread may stop, and so may the loop.
 void finish_drain() {
@@ -102,8 +68,8 @@ void finish_drain() {
 void begin_drain() {
   if (io->draining) return;
   io->draining = true;
-  for (uv_tcp_t* l : io->listeners) adopt_backlog(l);
-  for (uv_tcp_t* l : io->listeners) uv_close(reinterpret_cast<uv_handle_t*>(l), nullptr);
+  adopt_backlog();
+  for (Listener* l : io->listeners) close_listener(l);
   // A worker leaving alone (a reload, a replacement) stops taking probes, so they reach the workers that
   // stay; when the whole server stops, every worker keeps answering them: /ready says 503 until the end.
   if (!io->table->stopping.load()) close_metrics_listener();

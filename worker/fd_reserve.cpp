@@ -27,15 +27,6 @@ void note_accept_recovered() {
   io->refused = 0;
 }
 
-}  // namespace
-
-void measure_fd_limit() {
-  struct rlimit limit {};
-  getrlimit(RLIMIT_NOFILE, &limit);
-  io->fd_limit = limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX / 2 : static_cast<uint64_t>(limit.rlim_cur);
-  io->fd_reserve = std::min<uint64_t>(256, io->fd_limit / 8);
-}
-
 bool refuse_if_no_fds(Connection* c) {
   uv_os_fd_t fd = -1;
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) != 0 || fd < 0) return false;
@@ -54,6 +45,15 @@ bool refuse_if_no_fds(Connection* c) {
   return true;
 }
 
+}  // namespace
+
+void measure_fd_limit() {
+  struct rlimit limit {};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  io->fd_limit = limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX / 2 : static_cast<uint64_t>(limit.rlim_cur);
+  io->fd_reserve = std::min<uint64_t>(256, io->fd_limit / 8);
+}
+
 void note_accept_failure() {
   ++io->refused;
   if (io->accept_failing) return;
@@ -63,6 +63,22 @@ void note_accept_failure() {
                              "connections get a 503 and are closed until some close; open ones are still served. "
                              "Raise the limit (ulimit -n) or lower --keep_alive_timeout_ms.",
                              getpid(), io->fd_limit, io->connections));
+}
+
+Connection* open_connection(int fd, bool metrics) {
+  auto* c = new Connection(io->limits);
+  uv_tcp_init(&io->loop, &c->tcp);
+  c->metrics = metrics;
+  ++io->connections;
+  if (uv_tcp_open(&c->tcp, fd) != 0) {
+    ::close(fd);
+    close_connection(c);
+    return nullptr;
+  }
+  if (refuse_if_no_fds(c)) return nullptr;
+  uv_tcp_nodelay(&c->tcp, 1);
+  identify_peer(c);
+  return c;
 }
 
 }  // namespace worker

@@ -1,5 +1,5 @@
-// The I/O thread: its libuv loop, set up once after boot, and what the loop does on its own (accepting
-// connections, the heartbeat, writing the log lines of a pass). Requests that need no Python are
+// The I/O thread: its libuv loop, set up once after boot, and what the loop does on its own (the
+// heartbeat, writing the log lines of a pass, deciding whether to take connections). Requests that need no Python are
 // answered on this thread at once; score requests become jobs for the Python thread. The work is in
 // the files io_internal.h lists, one concern each.
 #include <pthread.h>
@@ -20,31 +20,6 @@ Io* io = nullptr;
 
 namespace {
 
-constexpr int kBacklog = 2048;
-
-void on_connection(uv_stream_t* listener, int status) {
-  if (status == UV_EMFILE || status == UV_ENFILE) {
-    note_accept_failure();
-    return;
-  }
-  // While the whole server stops, the metrics listener stays open so that /ready can say so.
-  bool metrics = listener == reinterpret_cast<uv_stream_t*>(io->metrics_listener);
-  if (status < 0 || (io->draining && !metrics)) return;
-  auto* c = new Connection(io->limits);
-  uv_tcp_init(&io->loop, &c->tcp);
-  c->metrics = metrics;
-  ++io->connections;
-  if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
-    close_connection(c);
-    return;
-  }
-  if (refuse_if_no_fds(c)) return;
-  uv_tcp_nodelay(&c->tcp, 1);
-  identify_peer(c);
-  start_reading(c);
-  update_wait(c, false);
-}
-
 void on_heartbeat(uv_timer_t*) { io->slot->heartbeat_ns.store(base::monotonic_ns(), std::memory_order_relaxed); }
 
 // Request lines wait in the I/O thread's buffer and go out once per loop pass, before the loop blocks;
@@ -52,6 +27,7 @@ void on_heartbeat(uv_timer_t*) { io->slot->heartbeat_ns.store(base::monotonic_ns
 void on_loop_pass_end(uv_prepare_t*) {
   logline::flush();
   hand_over_closers();
+  pace_accepting();
 }
 
 void io_main() {
@@ -79,17 +55,6 @@ void apply_config(const Config& config) {
   if (config.cors_origins) io->cors = http::CorsPolicy::parse(*config.cors_origins);
 }
 
-uv_tcp_t* listen_on(int fd, const char* what) {
-  auto* l = new uv_tcp_t;
-  uv_tcp_init(&io->loop, l);
-  if (uv_tcp_open(l, fd) != 0 || uv_listen(reinterpret_cast<uv_stream_t*>(l), kBacklog, on_connection) != 0) {
-    logline::write(logline::Stream::out, logline::Level::critical, "azmlinfsrv",
-                   fmt::format("Worker {} cannot accept on the {} (fd {}); it exits.", getpid(), what, fd));
-    _exit(1);
-  }
-  return l;
-}
-
 }  // namespace
 
 void start_io(const Options& options, JobQueue& queue) {
@@ -109,8 +74,14 @@ void start_io(const Options& options, JobQueue& queue) {
   uv_prepare_init(&io->loop, &io->flush_logs);
   uv_check_init(&io->loop, &io->hand_off);
   queue.done_async = &io->done_async;
-  for (int fd : options.listen_fds) io->listeners.push_back(listen_on(fd, "listening socket"));
-  if (options.metrics_fd >= 0) io->metrics_listener = listen_on(options.metrics_fd, "metrics listener");
+  // The scoring port is the last listener (arbiter/listen.cpp binds a separate health port first): only
+  // it is paced; probes on the health port and the metrics port are always taken.
+  if (!listen_on(options.listen_fds, options.listen_fds.empty() ? -1 : options.listen_fds.back(), options.metrics_fd,
+                 options.handoff_fds)) {
+    logline::write(logline::Stream::out, logline::Level::critical, "azmlinfsrv",
+                   fmt::format("Worker {} cannot poll its listening sockets; it exits.", getpid()));
+    _exit(1);
+  }
   uv_signal_init(&io->loop, &io->sigterm);
   uv_signal_init(&io->loop, &io->sigint);
   uv_signal_init(&io->loop, &io->sigquit);

@@ -5,7 +5,11 @@
 //   waits.cpp            the wait lists: which timeout a connection is under, and until when
 //   connection.cpp       transport: reading, writing, closing, lingering, the server's own errors
 //                        about the bytes (malformed, over a limit, too slow) and the expiry sweep
-//   fd_reserve.cpp       refusing connections when descriptors run short
+//   fd_reserve.cpp       opening accepted connections, refusing them when descriptors run short
+//   handoff.cpp          the workers' shared queue: a connection whose request this worker cannot
+//                        start now goes to the first worker that is free
+//   accept.cpp           accepting: the listeners and the hand-off queue, taken from only while this
+//                        worker can start a request soon when another could (balanced dispatch)
 //   respond.cpp          answers to requests: the head every answer starts with, the request
 //                        headers, the request and access log lines, the scored answer
 //   route.cpp            the views: routing, request ids, health, swagger, OPTIONS/HEAD rules
@@ -53,6 +57,10 @@ constexpr uint64_t kLingerNs = 2'000'000'000;
 constexpr uint64_t kSweepMs = 100;
 // Answered jobs kept for reuse: about one per connection that has a request in flight at a time.
 constexpr size_t kSpareJobs = 64;
+// The most bytes of a request (and of those sent after it) that move with its connection to another
+// worker (handoff.cpp); a larger request is answered where it was read. One read's worth: the taker
+// reads the message into its read buffer.
+constexpr size_t kHandOffMax = 64 * 1024;
 // Bytes of later requests kept while an earlier one waits for Python.
 constexpr size_t kMaxPipelinedAhead = 64 * 1024;
 // A body up to this size is copied behind its head and goes out with it as one buffer in one write (the
@@ -85,6 +93,10 @@ struct Connection {
   std::string out;       // the response being built; reused across requests
   OutBody out_body;      // a large body that goes after `out` (respond_scored), sent by flush
   std::string leftover;  // bytes read past a request whose answer is still pending (pipelining)
+  // The bytes of the request being read, kept so the connection can move to another worker with them
+  // (handoff.cpp); not whole once they passed kHandOffMax or a "100 Continue" went out.
+  std::string request_bytes;
+  bool request_bytes_whole = true;
   std::string peer;      // remote address, for the access log and the raw request
   int local_port = 0;
   Job* job = nullptr;    // the request the Python thread is working on
@@ -124,11 +136,26 @@ struct Connection {
 inline bool stream_open(const Connection* c) { return c->job && c->job->stream_open; }
 
 
+// A listening socket inherited from the arbiter, polled by accept.cpp.
+struct Listener {
+  uv_poll_t poll;
+  int fd = -1;
+  bool paced = false;    // the scoring port: taken from only while this worker can start a request soon
+  bool metrics = false;  // the metrics port: its connections answer GET /metrics and /ready only
+  bool handoff = false;  // the hand-off queue (handoff.cpp), not a listening socket
+  bool polling = false;
+  bool closed = false;
+};
+
 struct Io {
   uv_loop_t loop;
-  std::vector<uv_tcp_t*> listeners;
-  uv_tcp_t* metrics_listener = nullptr;  // null: none. Kept after it is closed, so the walkers still skip it
-  bool metrics_listener_closed = false;
+  std::vector<Listener*> listeners;
+  Listener* metrics_listener = nullptr;  // null: none
+  uv_timer_t pace_check;    // runs while the worker has work: whether it should take connections now
+  uv_timer_t accept_retry;  // out of descriptors: polling resumes when it fires
+  int handoff_send = -1;    // worker::Options::handoff_fds; -1: no hand-off
+  int handoff_recv = -1;
+  Listener* handoff_queue = nullptr;  // polled while the worker has no work
   uv_read_cb read_cb = nullptr;      // where a connection's bytes go (request.cpp)
   void (*on_drained)() = nullptr;    // the last connection of a draining worker closed (drain.cpp)
   uv_async_t done_async;
@@ -184,6 +211,9 @@ struct Io {
 
 extern Io* io;  // the I/O thread's, created by start_io()
 
+// The Python thread has a job, or one waits to be handed to it.
+inline bool worker_has_work() { return io->jobs_outstanding > 0 || !io->for_python.empty(); }
+
 // ---- routes, as pure functions of the request (the transport counts its errors by them too) ----------
 
 enum class Route { health, score, swagger, not_found };
@@ -234,6 +264,8 @@ void flush(Connection* c);  // sends c->out, then c->out_body
 // rest copied, the body's read from where it is).
 void send(Connection* c, OutBody body);
 void start_reading(Connection* c);
+// Reads what already arrived on a connection that reads, as the loop would on its next pass.
+void read_now(Connection* c);
 void stop_reading(Connection* c);
 void linger(Connection* c);
 // An answer the server makes itself about the connection (malformed input, limits, no descriptors):
@@ -244,8 +276,32 @@ void on_sweep(uv_timer_t*);
 
 // ---- fd_reserve.cpp ----------------------------------------------------------------------------------
 void measure_fd_limit();
-bool refuse_if_no_fds(Connection* c);
 void note_accept_failure();
+// A connection from an accepted descriptor (which it owns from here); null when it was refused (no
+// descriptors to spare: answered 503 and closed) or could not be opened.
+Connection* open_connection(int fd, bool metrics);
+
+// ---- handoff.cpp -------------------------------------------------------------------------------------
+// Bytes the parser took for the request being read (kept for a hand-off), and forgetting them at the
+// request's end.
+void keep_request_bytes(Connection* c, const char* data, size_t len);
+void forget_request_bytes(Connection* c);
+// Moves the connection, whose request was just read and goes to Python, with `rest` (bytes read after
+// it) to the shared queue, when this worker has work and another serves; true when it moved (the
+// connection is closed here then).
+bool hand_off(Connection* c, const char* rest, size_t rest_len);
+// Takes one connection from the shared queue and goes on with its bytes; false when none was queued.
+bool take_handed_off(bool close_after_answer);
+
+// ---- accept.cpp --------------------------------------------------------------------------------------
+// Sets up the listeners and the hand-off queue (not yet polled: pace_accepting starts them); false
+// when one cannot be polled.
+bool listen_on(const std::vector<int>& fds, int paced_fd, int metrics_fd, const int handoff_fds[2]);
+void pace_accepting();
+// A draining worker takes the connections queued for the workers (the listeners' backlog, and when the
+// whole server stops, the hand-off queue) and answers their requests with Connection: close.
+void adopt_backlog();
+void close_listener(Listener* l);
 
 // ---- respond.cpp -------------------------------------------------------------------------------------
 void start_response(Connection* c, const http::Request& r, int status, std::string_view reason,
@@ -275,6 +331,9 @@ inline bool chunked(const http::Request& r) { return !(r.version_major == 1 && r
 // ---- route.cpp ---------------------------------------------------------------------------------------
 // Answers a parsed request that needs no Python; false when it is a score request for run().
 bool answer_without_python(Connection* c, http::Request& r, uint64_t received_ns, http::RequestIds& ids);
+// A request that answer_without_python would leave to run() (or a 431 for its ids): what may move to
+// another worker. Pure: it answers and logs nothing.
+bool goes_to_python(const http::Request& r);
 
 // ---- metrics_listener.cpp ----------------------------------------------------------------------------
 void respond_metrics_listener(Connection* c, const http::Request& r);

@@ -74,6 +74,7 @@ void process_input(Connection* c, const char* data, size_t len) {
     }
     size_t consumed = 0;
     http::ParseStatus status = c->parser.feed(data, len, &consumed);
+    keep_request_bytes(c, data, consumed);
     data += consumed;
     len -= consumed;
     switch (status) {
@@ -82,6 +83,7 @@ void process_input(Connection* c, const char* data, size_t len) {
         return;
       case http::ParseStatus::head_complete:
         c->awaiting_continued_body = true;
+        c->request_bytes_whole = false;  // moved, the request would be told "100 Continue" twice
         c->out.append("HTTP/1.1 100 Continue\r\n\r\n");
         flush(c);
         continue;
@@ -91,8 +93,11 @@ void process_input(Connection* c, const char* data, size_t len) {
         return;
       case http::ParseStatus::request_ready:
         c->awaiting_continued_body = false;
+        // Busy here: the first worker that is free runs it (handoff.cpp); the connection is gone from here.
+        if (!c->metrics && goes_to_python(c->parser.request()) && hand_off(c, data, len)) return;
         if (handle_request(c)) {
           c->parser.next();
+          forget_request_bytes(c);
           if (c->close_after_write) {
             flush(c);
             stop_reading(c);
@@ -115,6 +120,7 @@ void finish_job(Connection* c, Job* job) {
     return;
   }
   c->parser.next();
+  forget_request_bytes(c);
   flush(c);  // before the job goes back: a large body is written from it, which keeps it until written
   release_job(job);
   if (c->close_after_write) {

@@ -109,6 +109,11 @@ void respond_score_without_run(Connection* c, const http::Request& r, const http
 
 }  // namespace
 
+bool goes_to_python(const http::Request& r) {
+  if (route_of(r) != Route::score || !method_routed(Route::score, r.method)) return false;
+  return !((r.method == "OPTIONS" || r.method == "HEAD") && bridge::input_mode() != bridge::InputMode::raw);
+}
+
 bool answer_without_python(Connection* c, http::Request& r, uint64_t received_ns, http::RequestIds& ids) {
   Route route = route_of(r);
   c->route = metric_route(route);

@@ -168,6 +168,7 @@ void run(const Options& options) {
   slot.pid.store(getpid());
   slot.heartbeat_ns.store(base::monotonic_ns());
   slot.run_started_ns.store(0);
+  slot.busy_since_ns.store(1);
   slot.timed_out_run_ns.store(0);
   slot.requests_served.store(0);
   slot.metrics.in_flight.store(0);  // the gauge of a predecessor that died with requests out

@@ -23,6 +23,10 @@ struct Slot {
   std::atomic<SlotState> state;
   std::atomic<uint64_t> heartbeat_ns;    // CLOCK_MONOTONIC, refreshed by the I/O thread
   std::atomic<uint64_t> run_started_ns;  // CLOCK_MONOTONIC when the current run() began; 0 when idle
+  // CLOCK_MONOTONIC since when the worker has had work for its Python thread, or 1 while it takes no
+  // connections at all (booting, draining); 0: idle and taking connections. Workers read each other's
+  // to leave new connections to an idle one (worker/accept.cpp).
+  std::atomic<uint64_t> busy_since_ns;
   std::atomic<uint64_t> requests_served;
   // Set by a worker that cannot go on serving (run() stuck in native code past the scoring timeout):
   // it has stopped accepting and exits once its connections are answered; the arbiter replaces it.
@@ -80,6 +84,9 @@ struct Options {
   Settings settings;
   std::vector<int> listen_fds;  // bound and listening, inherited from the arbiter
   int metrics_fd = -1;          // the metrics listener (--metrics_port), likewise; -1: none
+  // A socket pair all workers share, [0] to send and [1] to receive: a worker hands a connection whose
+  // request it cannot start soon to whichever worker is free first (worker/handoff.cpp). -1s: none.
+  int handoff_fds[2] = {-1, -1};
   Table* table = nullptr;
   int slot = 0;
   std::string interpreter;          // --python: the environment's interpreter, or empty
