@@ -49,11 +49,20 @@ void stop_polling(Listener* l) {
 }
 
 void on_accept_retry(uv_timer_t*) { pace_accepting(); }
-void on_pace_check(uv_timer_t*) { pace_accepting(); }
+void on_pace_check(uv_timer_t*) {
+  move_waiting_jobs();
+  pace_accepting();
+}
 
 void on_readable(uv_poll_t* handle, int status, int) {
   auto* l = static_cast<Listener*>(handle->data);
   if (status < 0 || (io->draining && !l->metrics)) return;
+  // Polls stop here, when they fire at a worker that should not take (not each time the worker's state
+  // changes): in a busy server that changes every few microseconds, and each stop and start is a syscall.
+  if (l->handoff ? worker_has_work() : !takes_connections(l)) {
+    stop_polling(l);
+    return;
+  }
   if (l->handoff) {
     while (!worker_has_work() && take_handed_off(false)) {
     }
@@ -122,8 +131,9 @@ bool listen_on(const std::vector<int>& fds, int paced_fd, int metrics_fd, const 
   return true;
 }
 
-// The worker's state for the others to read (Slot::busy_since_ns), then which listeners it polls. Runs
-// at the end of every loop pass, and every kPaceCheckMs while the worker has work.
+// The worker's state for the others to read (Slot::busy_since_ns), then the polls it may take from again
+// (on_readable stops them). Runs at the end of every loop pass, and every kPaceCheckMs while the worker
+// has work.
 void pace_accepting() {
   uint64_t since = io->slot->busy_since_ns.load(std::memory_order_relaxed);
   uint64_t now_since = io->draining ? 1 : !worker_has_work() ? 0 : since > 1 ? since : base::monotonic_ns();
@@ -132,14 +142,15 @@ void pace_accepting() {
   if (worker_has_work() && !watching) uv_timer_start(&io->pace_check, on_pace_check, kPaceCheckMs, kPaceCheckMs);
   else if (!worker_has_work() && watching) uv_timer_stop(&io->pace_check);
   if (uv_is_active(reinterpret_cast<uv_handle_t*>(&io->accept_retry))) return;
-  for (Listener* l : io->listeners) {
-    if (takes_connections(l)) start_polling(l);
-    else stop_polling(l);
-  }
+  for (Listener* l : io->listeners)
+    if (!l->polling && takes_connections(l)) start_polling(l);
   if (io->metrics_listener) start_polling(io->metrics_listener);
-  if (io->handoff_queue) {
-    if (!worker_has_work() && !io->draining) start_polling(io->handoff_queue);
-    else stop_polling(io->handoff_queue);
+  if (io->handoff_queue && !worker_has_work() && !io->draining && !io->handoff_queue->polling) {
+    // Stopped, so something came while this worker had work: it is older than any new connection or
+    // request, so it goes first (else a busy server's connections would keep it waiting).
+    while (!worker_has_work() && take_handed_off(false)) {
+    }
+    start_polling(io->handoff_queue);
   }
 }
 

@@ -287,9 +287,12 @@ Connection* open_connection(int fd, bool metrics);
 void keep_request_bytes(Connection* c, const char* data, size_t len);
 void forget_request_bytes(Connection* c);
 // Moves the connection, whose request was just read and goes to Python, with `rest` (bytes read after
-// it) to the shared queue, when this worker has work and another serves; true when it moved (the
-// connection is closed here then).
+// it) to the shared queue, when the run() it would wait for has gone on a while and another worker
+// serves; true when it moved (the connection is closed here then).
 bool hand_off(Connection* c, const char* rest, size_t rest_len);
+// Requests that wait for this worker's Python thread move to the shared queue once the run() ahead of
+// them has gone on a while (a request that came just as a long run() began stayed).
+void move_waiting_jobs();
 // Takes one connection from the shared queue and goes on with its bytes; false when none was queued.
 bool take_handed_off(bool close_after_answer);
 
