@@ -42,6 +42,8 @@ KEEP = os.environ.get("BENCH_KEEP", "") not in ("", "0")
 PIDFILE = os.environ.get("BENCH_PIDFILE", "")
 ONLY_PEERS = [p for p in os.environ.get("BENCH_PEERS", "").split(",") if p]
 ONLY_CASES = [c for c in os.environ.get("BENCH_CASES", "").split(",") if c]
+# Scaling mode: only azmlinfsrv, at each of these worker counts, on hello and a CPU-bound run().
+SCALING = [int(n) for n in os.environ.get("BENCH_SCALING", "").split(",") if n]
 
 HELLO_BODY = '{"data": "hello"}'
 
@@ -580,6 +582,36 @@ def target_lines(results, startup):
 
 # ---------------------------------------------------------------------------------------------- main
 
+def scaling_cases():
+    hello = json.dumps({"message": "Hello, World!"})
+    return [dict(key="hello", title="hello, keep-alive", script="hello.py", body="hello", expected=hello),
+            dict(key="cpu", title="run() of about 4 ms of pure Python", script="cpu.py", body="hello",
+                 expected=json.dumps({"total": sum(i * i % 7 for i in range(60000))}))]
+
+
+def run_scaling():
+    """Each worker count against one worker, on the same machine in the same run: what adding workers
+    buys, and where the machine's cores end it."""
+    log(f"bench: scaling mode, workers {SCALING}, {DURATION} s per run, {os.cpu_count()} CPUs")
+    rows = []
+    for case in scaling_cases():
+        base = None
+        for workers in SCALING:
+            case = dict(case, conns=max(32, 4 * workers))
+            r = run_case(f"azmlinfsrv w{workers}", launch_ours(workers), case)
+            if "error" in r:
+                log(f"{case['key']:<6} w{workers:<3} FAILED: {r['error']}")
+                continue
+            base = base or r["rps"]
+            rows.append((case["key"], workers, r, r["rps"] / base))
+            log(f"{case['key']:<6} w{workers:<3} {r['rps']:9.0f} req/s  p99 {r['p99_ms']:.2f} ms")
+    print(f"\nscaling on {os.cpu_count()} CPUs (load at start {LOAD_AT_START}); ratio = req/s / req/s of the "
+          "first worker count")
+    print(f"{'case':<6} {'workers':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7}")
+    for key, workers, r, ratio in rows:
+        print(f"{key:<6} {workers:>7} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {ratio:>6.2f}x")
+
+
 def main():
     global TMP, MODEL_DIR, LOAD_AT_START, PEERS
     if ONLY_PEERS:
@@ -606,6 +638,9 @@ def main():
                            ("sklearn", [PYTHON, "-c", "import sklearn; print(sklearn.__version__)"])]:
             log(f"  {name}: {version(argv)}")
         cases = make_cases(*setup())
+        if SCALING:
+            run_scaling()
+            return
         results = {}
         startup = {}
         if not ONLY_CASES or "startup" in ONLY_CASES:

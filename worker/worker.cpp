@@ -118,9 +118,9 @@ void close_responses(JobQueue& queue, std::vector<void*>& closers) {
 }
 
 void serve_jobs(Slot& slot, JobQueue& queue) {
-  std::vector<Job*> batch;
   std::vector<void*> closers;
   std::vector<void*> holds;
+  Job* job = nullptr;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(queue.mutex);
@@ -129,18 +129,22 @@ void serve_jobs(Slot& slot, JobQueue& queue) {
       });
       holds.swap(queue.holds_to_release);
       if (queue.pending.empty() && queue.closing.empty() && holds.empty()) return;  // stopping, nothing left
-      batch.assign(queue.pending.begin(), queue.pending.end());
-      queue.pending.clear();
+      // One job at a time, not all that wait: until its run() begins, a job stays in `pending`, where the
+      // I/O thread can still move it to an idle worker (move_waiting_jobs) or refuse it.
+      if (!queue.pending.empty()) {
+        job = queue.pending.front();
+        queue.pending.pop_front();
+      }
     }
     // Bodies already written go first: a large one is memory the next run() may want.
     bridge::release_holds(holds);
     // Responses answered before the next run(), as gunicorn closes one before it reads the next request.
     close_responses(queue, closers);
-    for (Job* job : batch) {
+    if (job) {
       run_job(slot, queue, job);
       close_responses(queue, closers);
+      job = nullptr;
     }
-    batch.clear();
   }
 }
 

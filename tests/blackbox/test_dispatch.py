@@ -232,3 +232,28 @@ def test_a_stop_answers_what_waits_in_the_shared_queue(server):
     assert s.wait_exit(15) == 0, s.logs()
     for c in conns:
         c.close()
+
+
+def test_a_request_that_came_as_a_long_run_began_moves_too(server):
+    # Sent together with the slow request, the fast one reaches the worker before its run() has gone on
+    # long enough to move a request at once; it waits there only until the next check finds the run()
+    # long, then moves. (A fast keep-alive client was otherwise locked behind every slow run: answered
+    # when a run ended, it sent its next request just as the next one began.)
+    s = server.start(SCRIPT, args=["--worker_count", "2"])
+    wait_workers(s, 2)
+    pid, busy_conn, other_conn, conns = connections_on_one_worker(s.port)
+    slow_request = Conn.build("POST", "/score", headers={"Content-Type": "application/json"},
+                              body=json.dumps({"sleep": 2.0}).encode())
+    fast_request = Conn.build("POST", "/score", headers={"Content-Type": "application/json"},
+                              body=json.dumps({"tag": "fast"}).encode())
+    t0 = time.monotonic()
+    busy_conn.send_raw(slow_request)
+    other_conn.send_raw(fast_request)
+    r = other_conn.read_response(timeout=10)
+    waited = time.monotonic() - t0
+    assert r.status == 200 and r.json()["tag"] == "fast", r
+    assert waited < 1.0 and r.json()["pid"] != pid, (waited, r.json(), pid, s.logs())
+    slow = busy_conn.read_response(timeout=10)
+    assert slow.status == 200 and slow.json()["pid"] == pid, slow
+    for c in conns:
+        c.close()
