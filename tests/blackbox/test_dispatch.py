@@ -257,3 +257,68 @@ def test_a_request_that_came_as_a_long_run_began_moves_too(server):
     assert slow.status == 200 and slow.json()["pid"] == pid, slow
     for c in conns:
         c.close()
+
+
+class KeepAliveClient(threading.Thread):
+    """One persistent connection (a new one only after Connection: close), sending requests in a loop;
+    counts answers, failures, and the times its connection moved to another worker without a close."""
+
+    def __init__(self, port, sleep):
+        super().__init__(daemon=True)
+        self.port, self.sleep = port, sleep
+        self.ok, self.moves, self.failures = 0, 0, []
+        self.stop = threading.Event()
+
+    def run(self):
+        conn, last_pid = None, None
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn, last_pid = Conn(self.port), None
+                r = score(conn, sleep=self.sleep, tag=self.ok)
+                if r.status != 200 or r.json()["tag"] != self.ok:
+                    self.failures.append((r.status, r.body[:200]))
+                    continue
+                self.ok += 1
+                pid = r.json()["pid"]
+                if last_pid is not None and pid != last_pid:
+                    self.moves += 1
+                last_pid = pid
+                if r.get("Connection") == "close":
+                    conn.close()
+                    conn = None
+            except Exception as e:  # noqa: BLE001 - what a client would see
+                self.failures.append(repr(e))
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+
+def test_nothing_lost_while_connections_move_across_reloads(server):
+    # Slow requests keep workers busy, so the fast clients' requests move between workers all along,
+    # while the workers are reloaded (HUP), added (TTIN) and retired (TTOU). (A worker's death with a
+    # request in the queue: test_a_handed_off_request_survives_its_first_workers_death.)
+    s = server.start(SCRIPT, args=["--worker_count", "2"])
+    wait_workers(s, 2)
+    clients = [KeepAliveClient(s.port, 0.3) for _ in range(2)] + [KeepAliveClient(s.port, 0) for _ in range(3)]
+    for c in clients:
+        c.start()
+    time.sleep(1.0)
+    for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGHUP, signal.SIGTTOU):
+        s.proc.send_signal(sig)
+        time.sleep(1.0)
+    time.sleep(0.5)
+    for c in clients:
+        c.stop.set()
+    for c in clients:
+        c.join(15)
+    fast = clients[2:]
+    failures = [f for c in fast for f in c.failures]
+    assert not failures, (failures[:5], s.logs())
+    assert sum(c.ok for c in fast) > 100, [c.ok for c in fast]
+    assert sum(c.moves for c in fast) > 0, "no connection moved: the test did not exercise the hand-off"
+    slow_failures = [f for c in clients[:2] for f in c.failures]
+    assert not slow_failures, slow_failures
+    assert s.alive()
