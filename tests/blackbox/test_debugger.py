@@ -30,3 +30,20 @@ def test_worker_connects_to_the_debug_adapter_on_the_port(server):
     finally:
         adapter.close()
         s.stop()
+
+
+def test_no_debugger_listening_says_how_to_start_one(server):
+    # Issue 15 (7): nobody listens on the port. One message says what to do, instead of debugpy's and
+    # our tracebacks of the refused connection; the server stops once (exit 3), not in a crash loop.
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # bound, never listened: connections to it are refused
+    s = server.start(SCRIPT, env={"AZUREML_DEBUG_PORT": str(port)}, expect_ready=False)
+    assert s.wait_exit(20) == 3, s.logs()
+    out = s.output()
+    assert (f"AZUREML_DEBUG_PORT={port} is set but no debugger listens on 127.0.0.1:{port} (Connection refused). "
+            "Start your IDE's debug listener on that port first") in out, out
+    assert f'"listen": {{"host": "127.0.0.1", "port": {port}}}' in out, out
+    assert "Traceback" not in out and "ConnectionRefusedError" not in out, out
+    assert out.count("Booting worker with pid") == 1, out

@@ -8,6 +8,7 @@ rare paths of a request are in _requests.py. Messages and their order follow doc
 """
 
 import _signal  # signal's functions without its enums (signal.py imports enum)
+import _thread  # threading's base, which costs nothing to import
 import faulthandler
 import os
 import sys
@@ -44,6 +45,29 @@ class Entry:
         self.scoring_timeout_ms = scoring_timeout_ms
 
 
+# A slow init() (a large model loading) says every this many seconds that it is still running, so that
+# a person watching a silent terminal knows the worker is not stuck at start (docs/debugging.md).
+SLOW_INIT_NOTICE_S = 10
+
+
+def _call_init(init):
+    done = _thread.allocate_lock()
+    done.acquire()
+    pid = os.getpid()
+
+    def notice():
+        waited = 0
+        while not done.acquire(timeout=SLOW_INIT_NOTICE_S):
+            waited += SLOW_INIT_NOTICE_S
+            user_script_logger.info("init() still running after %d s (pid %d)", waited, pid)
+
+    _thread.start_new_thread(notice, ())
+    try:
+        init()
+    finally:
+        done.release()
+
+
 def _attach_debugger():
     """AZUREML_DEBUG_PORT (docs/behaviour.md 1.4): connect to a waiting debug adapter before the script loads."""
     port = _env("AZUREML_DEBUG_PORT")
@@ -61,7 +85,24 @@ def _attach_debugger():
                           "(apt-get install python3-debugpy, or pip install debugpy) or unset AZUREML_DEBUG_PORT."
                           % port)
     _say("** Connecting to debugger at port %d..." % port)
-    debugpy.connect(port)
+    # debugpy prints its own traceback when nobody listens, before it raises: held back here, and only
+    # written out when the connection works after all (then it is whatever else debugpy said).
+    import io
+
+    said, sys.stderr = sys.stderr, io.StringIO()
+    try:
+        debugpy.connect(port)
+    except OSError as error:
+        raise BootFailure(
+            "AZUREML_DEBUG_PORT=%d is set but no debugger listens on 127.0.0.1:%d (%s). Start your IDE's debug "
+            "listener on that port first, then this server: in VS Code, a launch configuration with "
+            '"request": "attach" and "listen": {"host": "127.0.0.1", "port": %d}, started with Run > Start '
+            "Debugging. Or unset AZUREML_DEBUG_PORT to run without a debugger."
+            % (port, port, error.strerror or error, port)) from None
+    finally:
+        held, sys.stderr = sys.stderr.getvalue(), said
+    if held:
+        sys.stderr.write(held)
     debugpy.wait_for_client()
 
 
@@ -250,7 +291,7 @@ def boot(claim_error_report):
 
         stage = "init"
         user_script_logger.info("Invoking user's init function")
-        module.init()
+        _call_init(module.init)
         user_script_logger.info("Users's init has completed successfully")
     except BaseException as error:  # noqa: B036 - any exception at boot is fatal, as in the reference
         if claim_error_report():
