@@ -18,3 +18,45 @@ def test_slow_init_says_it_is_still_running(server):
                        out, re.M)
     assert lines == [(str(pid), "10", str(pid))], out
     assert out.index("still running after 10 s") < out.index("Users's init has completed successfully"), out
+
+
+def test_a_near_name_for_run_or_init_is_named(server):
+    # Issue 15 (5): a script written for another server defines predict() (or load_model()): after the
+    # reference's line, one more says which function it meant and what to do; exit 3, once.
+    cases = [
+        ("def init():\n    pass\n\ndef predict(data):\n    return data\n",
+         "score.py defines predict(); the server calls run(). Rename it to run(), or add a run() that calls it."),
+        ("def load_model():\n    pass\n\ndef run(data):\n    return data\n",
+         "score.py defines load_model(); the server calls init(). Rename it to init(), or add an init() that "
+         "calls it."),
+        ("def init():\n    pass\n\ndef Run(data):\n    return data\n",
+         "score.py defines Run(); the server calls run(). Rename it to run(), or add a run() that calls it."),
+    ]
+    for script, hint in cases:
+        s = server.start(script, expect_ready=False)
+        assert s.wait_exit(10) == 3, s.logs()
+        out = s.stdout()
+        # The reference's record (which ends with an empty line), then the hint as the next record.
+        reference_line = re.search(r"UserScriptError: User script at \S+ does not have a (init|run)\(\) function "
+                                   r"defined\.\n\n?(.*)\n", out)
+        assert reference_line, out
+        assert re.fullmatch(rf"{TS} E \[\d+\] azmlinfsrv - {re.escape(hint)}", reference_line.group(2)), out
+
+
+def test_no_near_name_no_hint(server):
+    s = server.start("def init():\n    pass\n\ndef helper(data):\n    return data\n", expect_ready=False)
+    assert s.wait_exit(10) == 3, s.logs()
+    assert "does not have a run() function defined." in s.stdout()
+    assert "the server calls run()" not in s.output(), s.logs()
+
+
+def test_required_parameters_beyond_the_input_are_named_at_load(server):
+    # Issue 15 (5): the server passes run() its input alone (and request_headers when it asks), so a
+    # required parameter beyond it fails every request; the load says so, naming them.
+    s = server.start("def init():\n    pass\n\ndef run(data, model_name, *, threshold):\n    return data\n")
+    out = s.stdout()
+    assert re.search(rf"^{TS} W \[\d+\] azmlinfsrv\.user_script - run\(\) requires model_name, threshold beyond its "
+                     r"input, but the server passes only data: every request will fail with a TypeError\. Give them a "
+                     r"default value, or read them from the input\.$", out, re.M), out
+    s2 = server.start("def init():\n    pass\n\ndef run(data, request_headers, limit=3):\n    return data\n")
+    assert "beyond its input" not in s2.stdout(), s2.logs()

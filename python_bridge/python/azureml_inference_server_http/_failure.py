@@ -91,6 +91,8 @@ def _report_boot_failure(stage, error, entry_script):
         return
     if isinstance(error, UserScriptError):
         logger.error("%s", reference_exception_line("UserScriptError", error))
+        if getattr(error, "hint", None):  # the function the script meant (_script.near_name)
+            logger.error("%s", error.hint)
         return
     if isinstance(error, BootFailure):
         for line in str(error).split("\n"):  # the reference logs each of these lines as its own record

@@ -116,6 +116,43 @@ def _analyse_run(run):
     return inputs, wants_headers
 
 
+# Names a script meant as init() or run(), seen in scripts written for other servers or by hand.
+_NEAR_NAMES = {
+    "init": ("initialize", "initialise", "load", "load_model", "setup", "set_up", "init_model", "start"),
+    "run": ("predict", "score", "main", "inference", "infer", "run_inference", "scoring", "handle", "handler",
+            "process", "forward", "predict_fn", "transform"),
+}
+
+
+def near_name(module, wanted):
+    """A function of the script's own that looks meant as init() or run() (another case, a usual name of
+    another server, a typo), or None."""
+    own = [name for name, value in vars(module).items()
+           if callable(value) and getattr(value, "__module__", None) == module.__name__ and not name.startswith("_")]
+    for name in own:
+        if name.lower() == wanted or name in _NEAR_NAMES[wanted]:
+            return name
+    import difflib
+
+    close = difflib.get_close_matches(wanted, own, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def warn_required_beyond_input(run, inputs, mode, wants_headers):
+    """A run() that needs more than the server gives (json and raw modes pass the input alone) fails on
+    every request with a TypeError: say so at load, naming them."""
+    if mode == "object":  # inference-schema fills each parameter from the body
+        return
+    extra = [name for name, default in inputs[1:] if default is NO_DEFAULT]
+    if not extra:
+        return
+    given = inputs[0][0] + (" and request_headers" if wants_headers else "")
+    user_script_logger.warning(
+        "run() requires %s beyond its input, but the server passes only %s: every request will fail with a "
+        "TypeError. Give %s a default value, or read %s from the input.",
+        ", ".join(extra), given, "them" if len(extra) > 1 else "it", "them" if len(extra) > 1 else "it")
+
+
 def _select_mode(run, inputs):
     from .api import aml_request
 

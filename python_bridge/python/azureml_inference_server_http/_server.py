@@ -18,7 +18,8 @@ from ._config import (_DEFAULT_APP_ROOT, BootFailure, ConfigFile, UserScriptErro
                       _read_scoring_timeout, _validate_settings)
 from ._failure import _report_boot_failure
 from ._lazy_logging import configure_if_imported, get_logger, use_logging_now, write_natively_until_imported
-from ._script import _analyse_run, _load_module, _schema_swagger_inputs, _select_mode
+from ._script import (_analyse_run, _load_module, _schema_swagger_inputs, _select_mode, near_name,
+                      warn_required_beyond_input)
 from ._swagger import build_swaggers
 
 # Not imported here or in the modules above: logging, json, traceback, inspect, logging.config,
@@ -276,7 +277,13 @@ def boot(claim_error_report):
         where = path or getattr(module, "__file__", "main.py")
         for name in ("init", "run"):
             if not hasattr(module, name):
-                raise UserScriptError("User script at %s does not have a %s() function defined." % (where, name))
+                error = UserScriptError("User script at %s does not have a %s() function defined." % (where, name))
+                meant = near_name(module, name)
+                if meant:
+                    error.hint = ("%s defines %s(); the server calls %s(). Rename it to %s(), or add %s %s() that "
+                                  "calls it." % (os.path.basename(where), meant, name, name,
+                                                 "an" if name == "init" else "a", name))
+                raise error
         driver = getattr(module, "driver_module", None)
         if isinstance(driver, types.ModuleType) and hasattr(driver, "run"):
             # The entry module is the driver script; the module it names holds the score script's run().
@@ -288,6 +295,7 @@ def boot(claim_error_report):
             run = module.run
         inputs, wants_headers = _analyse_run(run)
         mode = _select_mode(run, inputs)
+        warn_required_beyond_input(run, inputs, mode, wants_headers)
 
         stage = "init"
         user_script_logger.info("Invoking user's init function")
