@@ -60,3 +60,18 @@ def test_required_parameters_beyond_the_input_are_named_at_load(server):
                      r"default value, or read them from the input\.$", out, re.M), out
     s2 = server.start("def init():\n    pass\n\ndef run(data, request_headers, limit=3):\n    return data\n")
     assert "beyond its input" not in s2.stdout(), s2.logs()
+
+
+def test_an_exception_in_a_script_thread_goes_through_the_log(server):
+    # Issue 15 (7): threading prints a dying thread's traceback to stderr, apart from the log; here it is
+    # an ERROR record naming the thread, with the script's frames.
+    script = ("import threading\n\ndef load():\n    raise ValueError('model file is corrupt')\n\n"
+              "def init():\n    t = threading.Thread(target=load, name='loader')\n    t.start()\n    t.join()\n\n"
+              "def run(data):\n    return data\n")
+    s = server.start(script)
+    pid = next(iter(s.workers()))
+    m = re.search(rf"^{TS} E \[{pid}\] azmlinfsrv - Exception in thread loader \(pid {pid}\):\n"
+                  r"Traceback \(most recent call last\):\n(?:  .*\n)*?  File \".*score\.py\", line 4, in load\n"
+                  r"    raise ValueError\('model file is corrupt'\)\nValueError: model file is corrupt$", s.stdout(), re.M)
+    assert m, s.stdout()
+    assert "Exception in thread" not in s.stderr(), s.stderr()

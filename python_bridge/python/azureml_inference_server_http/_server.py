@@ -213,6 +213,27 @@ def _enable_faulthandler():
     faulthandler.register(_signal.SIGUSR1, all_threads=True, chain=False)
 
 
+def _log_thread_exception(args):
+    """An exception that ends one of the script's threads: an ERROR record naming the thread, in the log
+    with everything else, rather than threading's plain print to stderr."""
+    if args.exc_type is SystemExit:  # as threading's own hook: a thread may end itself that way
+        return
+    import traceback
+
+    name = args.thread.name if args.thread is not None else "%d" % _thread.get_ident()
+    text = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback)).rstrip("\n")
+    logger.error("Exception in thread %s (pid %d):\n%s", name, os.getpid(), text)
+
+
+def _route_thread_exceptions():
+    # threading takes its default hook from _thread when it is first imported (by the script, usually
+    # after this): setting it there costs the boot no import of threading.
+    _thread._excepthook = _log_thread_exception
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.excepthook is threading.__excepthook__:
+        threading.excepthook = _log_thread_exception
+
+
 _native_deadline_passed = None  # set by the native bridge, whose I/O thread sends SIGALRM at run()'s deadline
 
 
@@ -236,6 +257,7 @@ def boot(claim_error_report):
     entry_script = _entry_script(app_root)
     stage = "config"
     _enable_faulthandler()
+    _route_thread_exceptions()
     try:
         _configure_logging(app_root, entry_script)
         if config.error is not None:
