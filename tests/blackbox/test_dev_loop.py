@@ -75,3 +75,24 @@ def test_an_exception_in_a_script_thread_goes_through_the_log(server):
                   r"    raise ValueError\('model file is corrupt'\)\nValueError: model file is corrupt$", s.stdout(), re.M)
     assert m, s.stdout()
     assert "Exception in thread" not in s.stderr(), s.stderr()
+
+
+def test_the_scoring_timeout_says_how_to_give_run_longer(server):
+    # Issue 15 (7): the answer stays the reference's; after the reference's record, one more says which
+    # setting to raise. A TimeoutError the script raises itself gets no such line.
+    from bb_http import request
+
+    s = server.start("import time\n\ndef init():\n    pass\n\ndef run(data):\n"
+                     "    if data == 'own':\n        raise TimeoutError('the model server timed out')\n"
+                     "    time.sleep(2)\n    return data\n", env={"SCORING_TIMEOUT_MS": "300"})
+    r = request(s.port, "POST", "/score", body=b"slow")
+    assert r.status == 500, r
+    assert r.json() == {"message": "Scoring timeout after 300 ms"}, r
+    s.wait_for_log(r"SCORING_TIMEOUT_MS")
+    hint = (r" W \[\d+\] azmlinfsrv - run\(\) was stopped at the scoring timeout of 300 ms\. If it needs longer, "
+            r"raise SCORING_TIMEOUT_MS \(milliseconds, in the environment or config\.json\)\.$")
+    assert len(re.findall(TS + hint, s.stdout(), re.M)) == 1, s.stdout()
+    r = request(s.port, "POST", "/score", body=b"own")
+    assert r.status == 500, r
+    s.wait_for_log(r"TimeoutError: the model server timed out")
+    assert len(re.findall(TS + hint, s.stdout(), re.M)) == 1, s.stdout()

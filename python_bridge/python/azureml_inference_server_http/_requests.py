@@ -130,6 +130,9 @@ def log_run_exception(error, scoring_timeout_ms):
     else:  # SystemExit, KeyboardInterrupt: the reference does not wrap them
         text = _user_traceback(error)
     logger.error("Encountered Exception: %s", text)
+    if getattr(error, "_scoring_timeout", False):
+        logger.warning("run() was stopped at the scoring timeout of %s ms. If it needs longer, raise "
+                       "SCORING_TIMEOUT_MS (milliseconds, in the environment or config.json).", scoring_timeout_ms)
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))

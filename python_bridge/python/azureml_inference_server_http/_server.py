@@ -242,7 +242,9 @@ def _raise_timeout(signum, frame):
     # the script's own signal.alarm) raises nothing.
     if _native_deadline_passed is not None and not _native_deadline_passed():
         return
-    raise TimeoutError("Scoring timeout")
+    error = TimeoutError("Scoring timeout")
+    error._scoring_timeout = True  # not the script's own TimeoutError: the log says how to give it longer
+    raise error
 
 
 def boot(claim_error_report):
