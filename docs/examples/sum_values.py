@@ -1,0 +1,7 @@
+def init():
+    pass
+
+
+def run(data):
+    values = data["values"]
+    return {"total": sum(values)}
