@@ -145,7 +145,9 @@ void pace_accepting() {
   for (Listener* l : io->listeners)
     if (!l->polling && takes_connections(l)) start_polling(l);
   if (io->metrics_listener) start_polling(io->metrics_listener);
-  if (io->handoff_queue && !worker_has_work() && !io->draining && !io->handoff_queue->polling) {
+  // Near the descriptor limit a taken connection would be refused (or its descriptor lost): others take.
+  if (io->handoff_queue && !worker_has_work() && !io->draining && !io->accept_failing &&
+      !io->handoff_queue->polling) {
     // Stopped, so something came while this worker had work: it is older than any new connection or
     // request, so it goes first (else a busy server's connections would keep it waiting).
     while (!worker_has_work() && take_handed_off(false)) {
@@ -168,13 +170,19 @@ void adopt_backlog() {
       start_reading(c);
     }
   }
-  // When only this worker leaves, the others take what is queued; when all leave, each takes what was
-  // queued before its own drain began (no worker hands off once it drains), so the last one takes all.
-  if (io->handoff_queue && io->table->stopping.load()) {
-    stop_polling(io->handoff_queue);
-    while (take_handed_off(true)) {
-    }
-  }
+}
+
+bool adopt_handed_off() {
+  // When only this worker leaves, the others take what is queued. When all leave, no worker hands off
+  // any more, and a worker takes what waits once it has no work of its own (at its drain's start, or
+  // when its last connection closes), so the first free one answers them and none is left behind.
+  if (!io->handoff_queue || !io->table->stopping.load() || worker_has_work() || io->exit_when_drained ||
+      !io->python_unavailable.empty())
+    return false;
+  stop_polling(io->handoff_queue);
+  bool took = false;
+  while (!worker_has_work() && take_handed_off(true)) took = true;  // one to run: the next when it is done
+  return took;
 }
 
 void close_listener(Listener* l) {

@@ -52,6 +52,8 @@ void close_metrics_listener() { close_listener(io->metrics_listener); }
 
 // The last connection of a draining worker is gone: the Python thread may stop, and so may the loop.
 void finish_drain() {
+  // One more to answer first: this runs again when its connection closes.
+  if (adopt_handed_off() && io->connections > 0) return;
   // Now, not when the loop ends: a probe accepted in this last pass would never be answered (closing
   // also drops the listener's events already polled). Other workers, if any, still answer probes.
   close_metrics_listener();
@@ -69,6 +71,7 @@ void begin_drain() {
   if (io->draining) return;
   io->draining = true;
   adopt_backlog();
+  adopt_handed_off();
   for (Listener* l : io->listeners) close_listener(l);
   // A worker leaving alone (a reload, a replacement) stops taking probes, so they reach the workers that
   // stay; when the whole server stops, every worker keeps answering them: /ready says 503 until the end.

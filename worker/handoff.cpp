@@ -13,8 +13,13 @@
 #include <errno.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <cstring>
+
+#include <fmt/format.h>
+
+#include "../log/log.h"
 
 #include "io_internal.h"
 
@@ -88,7 +93,9 @@ void keep_request_bytes(Connection* c, const char* data, size_t len) {
 }
 
 void forget_request_bytes(Connection* c) {
-  c->request_bytes.clear();
+  // A keep-alive connection that once sent a large body does not keep 64 KiB for the rest of its life.
+  if (c->request_bytes.capacity() > 4096) std::string().swap(c->request_bytes);
+  else c->request_bytes.clear();
   c->request_bytes_whole = true;
 }
 
@@ -145,7 +152,15 @@ bool take_handed_off(bool close_after_answer) {
   int fd = -1;
   for (struct cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
     if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) std::memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-  if (fd < 0) return true;  // cannot happen: every message carries its connection
+  if (fd < 0) {
+    // The kernel could not give this process the descriptor (it is at its open-file limit): the client's
+    // connection is gone with it. accept.cpp stops taking from the queue near the limit; say it when not.
+    logline::write(logline::Stream::err, logline::Level::error, "gunicorn.error",
+                   fmt::format("Worker {} lost a connection another worker handed over: it could not receive its "
+                               "descriptor (out of file descriptors?). Raise the limit (ulimit -n).",
+                               getpid()));
+    return true;
+  }
   Connection* c = open_connection(fd, false);
   if (!c) return true;
   c->had_request = true;

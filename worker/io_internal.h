@@ -301,9 +301,12 @@ bool take_handed_off(bool close_after_answer);
 // when one cannot be polled.
 bool listen_on(const std::vector<int>& fds, int paced_fd, int metrics_fd, const int handoff_fds[2]);
 void pace_accepting();
-// A draining worker takes the connections queued for the workers (the listeners' backlog, and when the
-// whole server stops, the hand-off queue) and answers their requests with Connection: close.
+// A draining worker takes the connections the kernel queued on its listeners and answers their requests
+// with Connection: close.
 void adopt_backlog();
+// When the whole server stops, a draining worker with no work takes a request that waits in the shared
+// queue (answered with Connection: close); true when it took one.
+bool adopt_handed_off();
 void close_listener(Listener* l);
 
 // ---- respond.cpp -------------------------------------------------------------------------------------

@@ -322,3 +322,29 @@ def test_nothing_lost_while_connections_move_across_reloads(server):
     slow_failures = [f for c in clients[:2] for f in c.failures]
     assert not slow_failures, slow_failures
     assert s.alive()
+
+
+def test_a_stop_gives_what_waits_in_the_queue_to_the_first_free_worker(server):
+    # Every worker is busy when the stop comes: W for 3 s, the other for 0.8 s. The request waiting in
+    # the shared queue is answered by the other, once free, not after W's long run (nor cut off).
+    s = server.start(SCRIPT, args=["--worker_count", "2"])
+    wait_workers(s, 2)
+    pid, busy_conn, other_conn, conns = connections_on_one_worker(s.port)
+    long_run, long_box = in_background(score, busy_conn, sleep=3.0)
+    time.sleep(0.2)
+    short_run, short_box = in_background(score_new, s.port, sleep=0.8)
+    time.sleep(0.2)
+    fast, box = in_background(score, other_conn, tag="queued")
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    os.kill(s.pid, signal.SIGTERM)
+    fast.join(15)
+    waited = time.monotonic() - t0
+    assert "r" in box and box["r"].status == 200 and box["r"].json()["tag"] == "queued", (box, s.logs())
+    assert box["r"].json()["pid"] != pid and waited < 2.0, (waited, box["r"].json(), pid)
+    long_run.join(10)
+    short_run.join(10)
+    assert long_box["r"].status == 200 and short_box["r"].status == 200
+    assert s.wait_exit(15) == 0, s.logs()
+    for c in conns:
+        c.close()
