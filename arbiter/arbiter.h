@@ -39,7 +39,8 @@ struct Launch {
   int graceful_timeout_s = 0;    // --graceful_timeout / GRACEFUL_TIMEOUT
   int max_requests = 0;          // --max_requests / MAX_REQUESTS; 0: never replace for age
   int max_requests_jitter = 0;   // --max_requests_jitter / MAX_REQUESTS_JITTER
-  bool reload = false;           // --reload: watch watch_dir and reload on change
+  bool reload = false;           // --reload (or --dev): watch watch_dir and reload on change
+  bool dev = false;              // --dev: 127.0.0.1 only, --reload, failures in the answers
   std::string watch_dir;         // the entry script's folder (or AML_APP_ROOT without one)
   int metrics_port = 0;          // --metrics_port / AZMLINFSRV_METRICS_PORT: the metrics listener; 0: none
   worker::Settings worker;       // handed to every worker (transport limits and timeouts, WORKER_TIMEOUT)

@@ -66,6 +66,17 @@ const Option kOptions[] = {
      "{default}."},
     {Opt::reload, "--reload", nullptr, Type::toggle, nullptr, 0, 0, 0, "", "",
      "Watch the entry script's folder and reload the workers (as SIGHUP does) when a file in it changes."},
+    {Opt::dev, "--dev", nullptr, Type::toggle, nullptr, 0, 0, 0, "", "",
+     "For your own machine: listen on 127.0.0.1 only, turn on --reload, and put a failed run()'s exception "
+     "and stack into its answer. See docs/debugging.md."},
+    {Opt::capture, "--capture", "DIR", Type::text, "AZMLINFSRV_CAPTURE_DIR", 0, 0, 0, "", "",
+     "Save each request whose run() raised, crashed or timed out as one file in DIR (the last 100; latest.json "
+     "is the newest), to run again with --replay. Env: {env}."},
+    {Opt::replay, "--replay", "FILE", Type::text, nullptr, 0, 0, 0, "", "",
+     "Run init(), then run() on the request in FILE (saved by --capture, or a plain JSON body) in this "
+     "process, without HTTP; print the answer and exit 0, or the traceback and exit 1."},
+    {Opt::pdb, "--pdb", nullptr, Type::toggle, nullptr, 0, 0, 0, "", "",
+     "With --replay: stop in pdb where run() raised."},
     {Opt::log_format, "--log_format", "{text,json}", Type::choice, "AZMLINFSRV_LOG_FORMAT", 0, 0, 0, "", "",
      "text: the reference's log lines (default); json: one JSON object per line, with the request id, for log "
      "shippers. Env: {env}."},

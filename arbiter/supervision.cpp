@@ -19,7 +19,10 @@ void apply_supervision_settings(const Flags& flags, Launch& launch) {
   launch.graceful_timeout_s = value(Opt::graceful_timeout);
   launch.max_requests = value(Opt::max_requests);
   launch.max_requests_jitter = value(Opt::max_requests_jitter);
-  launch.reload = flags.is_on(Opt::reload);
+  launch.dev = flags.is_on(Opt::dev);
+  launch.reload = flags.is_on(Opt::reload) || launch.dev;
+  launch.worker.dev = launch.dev;
+  launch.worker.serve_load_failure = launch.reload;
   launch.metrics_port = value(Opt::metrics_port);
   if (launch.metrics_port && error.empty()) {
     bool health = launch.separate_health && launch.health_port == launch.metrics_port;

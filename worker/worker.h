@@ -78,6 +78,13 @@ struct Settings {
   uint64_t request_body_timeout_ms = 0;
   uint64_t keep_alive_timeout_ms = 0;
   uint64_t worker_timeout_s = 0;  // WORKER_TIMEOUT, which the arbiter enforces; 0: none
+  // The developer's loop (docs/debugging.md). dev: a failed run()'s exception and stack go into its answer.
+  // serve_load_failure (--reload, --dev): a script that fails to load leaves the worker up, answering /score
+  // with a 503 that names the error, until an edit reloads it. capture_dir: non-empty, each failed request
+  // is saved there (--capture).
+  bool dev = false;
+  bool serve_load_failure = false;
+  std::string capture_dir;
 };
 
 struct Options {
