@@ -22,6 +22,8 @@ struct BootOptions {
   std::string package_dir;  // folder that holds azureml_inference_server_http
   // True for the one worker that reports a boot failure, so N workers print one traceback.
   std::function<bool()> claim_error_report;
+  // Fill ScoreResponse::failure_detail when run() raises (--dev, --capture).
+  bool failure_detail = false;
 };
 
 enum class InputMode { json_string, raw, object };
@@ -64,6 +66,11 @@ struct ScoreResponse {
   // x-ms-run-function-failed from run_function_failed, and headers/body above are unused.
   std::string error_message;
   bool run_function_failed = false;
+  // When the boot asked for it (BootOptions::failure_detail) and run() raised (the scoring timeout's
+  // TimeoutError included): a JSON object {"type": "ZeroDivisionError", "message": "division by zero",
+  // "frames": [{"file": "/app/score.py", "line": 12, "function": "run"}, ...], "traceback": "Traceback
+  // (most recent call last): ..."}, the frames the script's (outermost first). Empty otherwise.
+  std::string failure_detail;
   bool has_exec_ms = false;  // x-ms-run-fn-exec-ms only when run() returned normally
   double exec_ms = 0;
   // A streamed body (docs/behaviour.md 4.9): `body` holds the first chunk (already taken, so a body that fails
@@ -90,6 +97,7 @@ struct ScoreResponse {
     if (body.capacity() > 4096) std::string().swap(body);
     error_message.clear();
     run_function_failed = false;
+    failure_detail.clear();
     has_exec_ms = false;
     exec_ms = 0;
     stream = nullptr;
