@@ -636,11 +636,11 @@ int serve(const Launch& launch, const WorkerProgram& program) {
   install_signal_handlers();
   std::string addresses;
   for (int port : {launch.separate_health && launch.health_port != launch.port ? launch.health_port : -1, launch.port})
-    if (port > 0) addresses += (addresses.empty() ? "" : ",") + fmt::format("http://0.0.0.0:{}", port);
+    if (port > 0) addresses += (addresses.empty() ? "" : ",") + fmt::format("http://{}:{}", listen_host(launch), port);
   log_error(logline::Level::info, fmt::format("Starting azmlinfsrv {}", AZMLINFSRV_VERSION));
   log_error(logline::Level::info, fmt::format("Listening at: {} ({})", addresses, getpid()));
   if (metrics_fd >= 0)
-    log_error(logline::Level::info, fmt::format("Metrics listener at: 0.0.0.0:{}", launch.metrics_port));
+    log_error(logline::Level::info, fmt::format("Metrics listener at: {}:{}", listen_host(launch), launch.metrics_port));
   log_error(logline::Level::info, "Using worker: prefork (libuv I/O thread + embedded Python)");
   Arbiter arbiter(launch, program, std::move(listeners), metrics_fd, handoff_fds, table, watch_folder(launch));
   return arbiter.run();

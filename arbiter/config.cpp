@@ -132,6 +132,7 @@ std::string banner(const Launch& launch) {
       "Inferencing HTTP server version: {server_version}\n"
       "CORS for the specified origins: {cors}\n"
       "Create dedicated endpoint for health: {separate}\n"
+      "{dev}"
       "\n\n"
       "Server Routes\n"
       "---------------\n"
@@ -146,7 +147,10 @@ std::string banner(const Launch& launch) {
       fmt::arg("ai_key", env("AML_APP_INSIGHTS_KEY") ? "AppInsights key provided" : "None"),
       fmt::arg("server_version", or_none(env("HTTP_X_MS_SERVER_VERSION"))),
       fmt::arg("cors", cors ? "Enabling CORS for " + *cors : "None"),
-      fmt::arg("separate", or_none(env("SEPERATE_HEALTH_ENDPOINT"))));
+      fmt::arg("separate", or_none(env("SEPERATE_HEALTH_ENDPOINT"))),
+      fmt::arg("dev", launch.dev ? "Developer Mode (--dev): on. Listening on 127.0.0.1 only; reloads on each saved "
+                                   "edit; a failure's exception and stack are in its answer. Not for production.\n"
+                                 : ""));
 }
 
 }  // namespace arbiter

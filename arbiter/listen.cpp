@@ -2,6 +2,7 @@
 #include "listen.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -25,9 +26,9 @@ void log_error(logline::Level level, const std::string& message) {
   logline::write(logline::Stream::err, level, "gunicorn.error", message);
 }
 
-// Binds 0.0.0.0:port, retrying while the port is busy as gunicorn does (docs/behaviour.md 2.1); `flag` is the
-// option that chose the port, for the messages.
-int bind_listener(int port, const char* flag) {
+// Binds host:port (0.0.0.0, or 127.0.0.1 with --dev), retrying while the port is busy as gunicorn does
+// (docs/behaviour.md 2.1); `flag` is the option that chose the port, for the messages.
+int bind_listener(const char* host, int port, const char* flag) {
   for (int attempt = 1;; ++attempt) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -39,7 +40,7 @@ int bind_listener(int port, const char* flag) {
     struct sockaddr_in addr {};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+    inet_pton(AF_INET, host, &addr.sin_addr);
     if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) == 0 && listen(fd, kListenBacklog) == 0) {
       // Workers inherit it across fork; CLOEXEC only keeps it from programs a script runs.
       return fd;
@@ -48,16 +49,16 @@ int bind_listener(int port, const char* flag) {
     close(fd);
     if (error != EADDRINUSE) {
       log_error(logline::Level::error,
-                fmt::format("Can't connect to ('0.0.0.0', {}): {}. Choose another port with {}.", port,
+                fmt::format("Can't connect to ('{}', {}): {}. Choose another port with {}.", host, port,
                             strerror(error), flag));
       return -1;
     }
-    log_error(logline::Level::error, fmt::format("Connection in use: ('0.0.0.0', {})", port));
+    log_error(logline::Level::error, fmt::format("Connection in use: ('{}', {})", host, port));
     if (attempt == kBindAttempts) {
       log_error(logline::Level::error,
-                fmt::format("Can't connect to ('0.0.0.0', {}): the port is in use by another process. Stop that "
+                fmt::format("Can't connect to ('{}', {}): the port is in use by another process. Stop that "
                             "process or choose another port with {}.",
-                            port, flag));
+                            host, port, flag));
       return -1;
     }
     log_error(logline::Level::error, "Retrying in 1 second.");
@@ -67,17 +68,20 @@ int bind_listener(int port, const char* flag) {
 
 }  // namespace
 
+const char* listen_host(const Launch& launch) { return launch.dev ? "127.0.0.1" : "0.0.0.0"; }
+
 bool bind_listeners(const Launch& launch, std::vector<int>& listeners, int& metrics_fd) {
+  const char* host = listen_host(launch);
   if (launch.separate_health && launch.health_port != launch.port) {
-    int health = bind_listener(launch.health_port, "--health_port");
+    int health = bind_listener(host, launch.health_port, "--health_port");
     if (health < 0) return false;
     listeners.push_back(health);
   }
-  int main_fd = bind_listener(launch.port, "--port");
+  int main_fd = bind_listener(host, launch.port, "--port");
   if (main_fd < 0) return false;
   listeners.push_back(main_fd);
   if (launch.metrics_port) {
-    metrics_fd = bind_listener(launch.metrics_port, "--metrics_port");
+    metrics_fd = bind_listener(host, launch.metrics_port, "--metrics_port");
     if (metrics_fd < 0) return false;
   }
   return true;
@@ -99,8 +103,8 @@ int watch_folder(const Launch& launch) {
     return -1;
   }
   log_error(logline::Level::info,
-            fmt::format("Watching {} for changes (--reload): an edit starts new workers, a broken edit keeps the "
-                        "running ones.",
+            fmt::format("Watching {} for changes (--reload): each saved edit starts new workers with it; while "
+                        "the script fails to load, /score answers 503 with the error.",
                         launch.watch_dir));
   return fd;
 }

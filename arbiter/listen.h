@@ -9,6 +9,9 @@
 
 namespace arbiter {
 
+// 0.0.0.0, or 127.0.0.1 with --dev (a person's own machine: nothing outside it reaches the script).
+const char* listen_host(const Launch& launch);
+
 // Binds the health port (when separate), the scoring port and the metrics port (when asked for), in
 // that order, retrying a busy port as gunicorn does (docs/behaviour.md 2.1). False, logged, when one
 // cannot be bound.

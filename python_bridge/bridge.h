@@ -24,13 +24,21 @@ struct BootOptions {
   std::function<bool()> claim_error_report;
   // Fill ScoreResponse::failure_detail when run() raises (--dev, --capture).
   bool failure_detail = false;
+  // A script that fails to load or whose init() raises is BootOutcome::load_failed, not failed (--reload).
+  bool keep_load_failure = false;
 };
 
 enum class InputMode { json_string, raw, object };
 
 // Initialises CPython in this (forked) process, loads the entry script and calls init().
-// False means boot failed and has been reported; the caller exits with code 3.
-bool boot(const BootOptions& options);
+// failed: the boot failed and has been reported; the caller exits with code 3. load_failed (only with
+// BootOptions::keep_load_failure): the script failed to load or init() raised, reported too; the caller
+// serves load_failure() instead of run() until it is replaced.
+enum class BootOutcome { ready, failed, load_failed };
+BootOutcome boot(const BootOptions& options);
+// After BootOutcome::load_failed: the answer's JSON body, {"message": ..., "stage": "load" or "init",
+// "error": {failure detail, as ScoreResponse::failure_detail}}.
+const std::string& load_failure();
 InputMode input_mode();
 
 using HeaderList = std::vector<std::pair<std::string_view, std::string_view>>;

@@ -187,51 +187,70 @@ bool start_interpreter(const BootOptions& options) {
   return true;
 }
 
+std::string& load_failure_body() {
+  static std::string body;
+  return body;
+}
+
+// What serving needs from boot()'s Entry, kept where the hot path reaches it without lookups.
+void keep_entry(py::module_& server, py::object& loaded, const BootOptions& options) {
+  embedded::Entry& e = embedded::entry();
+  // _raise_timeout asks this whether the run() in progress is past its deadline; a yes also tells the
+  // I/O thread that run() is unwinding, not stuck in C.
+  server.attr("_native_deadline_passed") = py::cpp_function([] { return embedded::scoring_deadline_passed(); });
+  py::module_ requests = py::module_::import("azureml_inference_server_http._requests");
+  e.loaded = py::object(loaded).release().ptr();
+  e.run = py::object(loaded.attr("run")).release().ptr();
+  e.input_name = py::object(loaded.attr("input_name")).release().ptr();
+  e.wants_headers = loaded.attr("wants_headers").cast<bool>();
+  e.scoring_timeout_ms = loaded.attr("scoring_timeout_ms").cast<long>();
+  if (py::object origins = loaded.attr("cors_origins"); !origins.is_none()) e.cors_origins = origins.cast<std::string>();
+  std::string mode = loaded.attr("mode").cast<std::string>();
+  e.mode = mode == "raw" ? InputMode::raw : mode == "object" ? InputMode::object : InputMode::json_string;
+  e.is_response = py::object(requests.attr("is_response")).release().ptr();
+  for (auto item : py::dict(loaded.attr("swaggers")))
+    e.swaggers.emplace_back(item.first.cast<std::string>(), item.second.cast<std::string>());
+  e.empty_tuple = PyTuple_New(0);
+  if (const char* format = getenv("AZMLINFSRV_LOG_FORMAT"); format && std::string_view(format) == "json")
+    e.logging_module = py::module_::import("azureml_inference_server_http._logging").release().ptr();
+  e.timeout_error = PyExc_TimeoutError;
+  e.client_error = py::object(requests.attr("ClientError")).release().ptr();
+  if (options.failure_detail) requests.attr("want_failure_detail") = true;
+  e.rare_paths = requests.release().ptr();
+}
+
 }  // namespace
 
-bool boot(const BootOptions& options) {
-  if (!start_interpreter(options)) return false;
+BootOutcome boot(const BootOptions& options) {
+  if (!start_interpreter(options)) return BootOutcome::failed;
   embedded::Entry& e = embedded::entry();
-  try {
+  BootOutcome outcome = BootOutcome::ready;
+  try {  // every Python object here is released before the GIL is
     py::module_ sys = py::module_::import("sys");
     sys.attr("path").attr("insert")(0, options.package_dir);
     py::module_ server = py::module_::import("azureml_inference_server_http._server");
     auto claim = options.claim_error_report;
-    py::object loaded = server.attr("boot")(py::cpp_function([claim] { return claim ? claim() : true; }));
+    py::object loaded = server.attr("boot")(py::cpp_function([claim] { return claim ? claim() : true; }),
+                                            options.keep_load_failure);
     if (loaded.is_none()) {
-      e.released = PyEval_SaveThread();
-      return false;
+      outcome = BootOutcome::failed;
+    } else if (!py::hasattr(loaded, "run")) {  // a _failure.LoadFailure
+      load_failure_body() = loaded.attr("body").cast<std::string>();
+      outcome = BootOutcome::load_failed;
+    } else {
+      keep_entry(server, loaded, options);
     }
-    // _raise_timeout asks this whether the run() in progress is past its deadline; a yes also tells the
-    // I/O thread that run() is unwinding, not stuck in C.
-    server.attr("_native_deadline_passed") = py::cpp_function([] { return embedded::scoring_deadline_passed(); });
-    py::module_ requests = py::module_::import("azureml_inference_server_http._requests");
-    e.loaded = py::object(loaded).release().ptr();
-    e.run = py::object(loaded.attr("run")).release().ptr();
-    e.input_name = py::object(loaded.attr("input_name")).release().ptr();
-    e.wants_headers = loaded.attr("wants_headers").cast<bool>();
-    e.scoring_timeout_ms = loaded.attr("scoring_timeout_ms").cast<long>();
-    if (py::object origins = loaded.attr("cors_origins"); !origins.is_none()) e.cors_origins = origins.cast<std::string>();
-    std::string mode = loaded.attr("mode").cast<std::string>();
-    e.mode = mode == "raw" ? InputMode::raw : mode == "object" ? InputMode::object : InputMode::json_string;
-    e.is_response = py::object(requests.attr("is_response")).release().ptr();
-    for (auto item : py::dict(loaded.attr("swaggers")))
-      e.swaggers.emplace_back(item.first.cast<std::string>(), item.second.cast<std::string>());
-    e.empty_tuple = PyTuple_New(0);
-    if (const char* format = getenv("AZMLINFSRV_LOG_FORMAT"); format && std::string_view(format) == "json")
-      e.logging_module = py::module_::import("azureml_inference_server_http._logging").release().ptr();
-    e.timeout_error = PyExc_TimeoutError;
-    e.client_error = py::object(requests.attr("ClientError")).release().ptr();
-    e.rare_paths = requests.release().ptr();
   } catch (py::error_already_set& err) {
     err.restore();
     log_python_error("The server's Python package failed to load");
     e.released = PyEval_SaveThread();
-    return false;
+    return BootOutcome::failed;
   }
   e.released = PyEval_SaveThread();
-  return true;
+  return outcome;
 }
+
+const std::string& load_failure() { return load_failure_body(); }
 
 InputMode input_mode() { return embedded::entry().mode; }
 

@@ -65,8 +65,10 @@ void log_unloggable() {
 }
 
 // Logs the pending Python exception through _requests.log_exception (ERROR "Encountered Exception: ..."),
-// or through another of its loggers, given one more argument.
-void log_pending_exception(const char* logger = "log_exception", PyObject* arg2 = nullptr) {
+// or through another of its loggers, given one more argument. A logger that returns text (the failure
+// detail of log_run_exception) leaves it in *returned.
+void log_pending_exception(const char* logger = "log_exception", PyObject* arg2 = nullptr,
+                           std::string* returned = nullptr) {
   if (!PyErr_Occurred()) {
     logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
                    "The server's Python bridge failed without a Python exception. Please report this as a bug.");
@@ -79,6 +81,11 @@ void log_pending_exception(const char* logger = "log_exception", PyObject* arg2 
   if (value) {
     Ref done(call_server(logger, value, arg2));
     if (!done) log_unloggable();
+    else if (returned && PyUnicode_Check(done.get())) {
+      Py_ssize_t size = 0;
+      if (const char* text = PyUnicode_AsUTF8AndSize(done.get(), &size)) returned->assign(text, size);
+      else PyErr_Clear();
+    }
   }
   Py_XDECREF(type);
   Py_XDECREF(value);
@@ -392,6 +399,7 @@ void score(const ScoreRequest& req, ScoreResponse& resp) {
   resp.headers.clear();
   resp.body.clear();
   resp.error_message.clear();
+  resp.failure_detail.clear();
   resp.has_exec_ms = false;
   resp.stream = nullptr;
   resp.streamed = false;
@@ -427,12 +435,14 @@ void score(const ScoreRequest& req, ScoreResponse& resp) {
   if (!output) {
     bool timed_out = PyErr_ExceptionMatches(e.timeout_error);
     Ref timeout_ms(PyLong_FromLong(e.scoring_timeout_ms));
-    if (timeout_ms) log_pending_exception("log_run_exception", timeout_ms.get());
+    std::string detail;
+    if (timeout_ms) log_pending_exception("log_run_exception", timeout_ms.get(), &detail);
     else log_pending_exception();
     if (timed_out)
       set_json_message(resp, 500, "Scoring timeout after " + std::to_string(e.scoring_timeout_ms) + " ms", true);
     else
       set_json_message(resp, 500, kScoringError, true);
+    resp.failure_detail = std::move(detail);
     return;
   }
   resp.has_exec_ms = true;

@@ -52,6 +52,8 @@ void apply_config(const Config& config) {
   io->wait_ns[kLinger] = kLingerNs;
   io->worker_timeout_s = s.worker_timeout_s;
   io->server_version = config.server_version;
+  io->dev = s.dev;
+  io->load_failure = config.load_failure;
   if (config.cors_origins) io->cors = http::CorsPolicy::parse(*config.cors_origins);
 }
 

@@ -17,8 +17,13 @@ void respond_probe(Connection* c, const http::Request& r, int status, std::strin
 // Readiness, not liveness: a stopping worker is alive (it finishes its requests) but says here that new
 // traffic should go elsewhere. Readiness is the pod's, not this worker's: a worker being replaced alone
 // (reload, max_requests, a timeout) still says ready, since its replacements and siblings serve; only a
-// stopping server says 503.
+// stopping server says 503. A worker whose script failed to load (--reload) is not ready either: it
+// answers /score with 503 until an edit loads.
 void respond_ready(Connection* c, const http::Request& r) {
+  if (!io->load_failure.empty())
+    return respond_probe(c, r, 503, "application/json",
+                         R"({"status": "script failed to load", "message": "The entry script failed to load; )"
+                         R"(POST /score on the scoring port says why. Fix it and save: the server reloads it."})");
   if (!io->table->stopping.load(std::memory_order_relaxed))
     return respond_probe(c, r, 200, "application/json", R"({"status": "ready"})");
   c->close_after_write = true;  // also before this worker has seen its TERM: the server is going away

@@ -218,6 +218,11 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
   std::string error_body;
   if (failed) {
     error_body = http::json_message(resp.error_message);
+    // --dev: the exception and the script's frames beside the reference's message, which stays first.
+    if (io->dev && !resp.failure_detail.empty()) {
+      error_body.pop_back();
+      error_body.append(", \"error\": ").append(resp.failure_detail).push_back('}');
+    }
   } else {
     for (const auto& [name, value] : resp.headers) {
       if (!http::iequals(name, "access-control-allow-origin")) continue;

@@ -98,6 +98,18 @@ void respond_swagger(Connection* c, const http::Request& r, const http::RequestI
   note_answer(c, r, status, r.method == "HEAD" ? 0 : sent.size(), ids.request_id);
 }
 
+// /score and /swagger.json of a worker whose script failed to load (--reload): 503 with the error, the
+// file and the line (bridge::load_failure()), until an edit reloads the workers. Nothing goes to Python.
+void respond_load_failure(Connection* c, const http::Request& r, const http::RequestIds& ids, uint64_t received_ns) {
+  const std::string& body = io->load_failure;
+  start_response(c, r, 503, http::reason_phrase_upper(503), "application/json", body.size());
+  http::add_header(c->out, "x-ms-run-function-failed", "False");
+  add_request_headers(c, r, ids);
+  end_response(c, r, body);
+  log_view_request(r, 503, ms_since(received_ns), body.size(), ids.request_id);
+  note_answer(c, r, 503, r.method == "HEAD" ? 0 : body.size(), ids.request_id);
+}
+
 // OPTIONS and HEAD on /score when run() does not take the raw request (docs/behaviour.md 3.5).
 void respond_score_without_run(Connection* c, const http::Request& r, const http::RequestIds& ids,
                                uint64_t received_ns) {
@@ -110,6 +122,7 @@ void respond_score_without_run(Connection* c, const http::Request& r, const http
 }  // namespace
 
 bool goes_to_python(const http::Request& r) {
+  if (!io->load_failure.empty()) return false;
   if (route_of(r) != Route::score || !method_routed(Route::score, r.method)) return false;
   return !((r.method == "OPTIONS" || r.method == "HEAD") && bridge::input_mode() != bridge::InputMode::raw);
 }
@@ -132,6 +145,10 @@ bool answer_without_python(Connection* c, http::Request& r, uint64_t received_ns
   if (!check_request_ids(c, r, ids)) return true;
   if (route == Route::health) {
     respond_health(c, r, ids);
+    return true;
+  }
+  if (!io->load_failure.empty() && route != Route::health) {
+    respond_load_failure(c, r, ids, received_ns);
     return true;
   }
   if (route == Route::swagger) {

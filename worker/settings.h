@@ -17,6 +17,7 @@ struct Config {
   Settings settings;
   std::string server_version;               // HTTP_X_MS_SERVER_VERSION; empty: no x-ms-server-version header
   std::optional<std::string> cors_origins;  // AML_CORS_ORIGINS as given; absent: CORS off
+  std::string load_failure;  // the script failed to load (bridge::load_failure()); empty: it loaded
 };
 
 // Reads the configuration; call it once, after bridge::boot().

@@ -189,12 +189,17 @@ void run(const Options& options) {
     reporting = table->boot_failure_reported.compare_exchange_strong(none, kBootReportWriting);
     return reporting;
   };
-  if (!bridge::boot(boot)) {
+  boot.failure_detail = options.settings.dev || !options.settings.capture_dir.empty();
+  boot.keep_load_failure = options.settings.serve_load_failure;
+  bridge::BootOutcome booted = bridge::boot(boot);
+  if (booted == bridge::BootOutcome::failed) {
     finish_boot_failure(*table, reporting);
     _exit(kExitBootFailed);
   }
   // After boot: config.json, which the boot read, may set the CORS origins.
-  store_config(read_config(options, bridge::cors_origins()));
+  Config config = read_config(options, bridge::cors_origins());
+  if (booted == bridge::BootOutcome::load_failed) config.load_failure = bridge::load_failure();
+  store_config(std::move(config));
   // After boot, over the faulthandler boot enabled: a crash answers the client, then dumps the stack.
   JobQueue queue;
   std::vector<int> listeners = options.listen_fds;
@@ -204,8 +209,14 @@ void run(const Options& options) {
 
   start_io(options, queue);
   slot.state.store(SlotState::ready);
-  logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
-                 fmt::format("Worker with pid {} ready for serving traffic", getpid()));
+  if (booted == bridge::BootOutcome::load_failed)
+    logline::write(logline::Stream::out, logline::Level::warning, "azmlinfsrv",
+                   fmt::format("Worker with pid {} is up without the script (it failed to load): /score answers "
+                               "503 with the error until a saved edit loads",
+                               getpid()));
+  else
+    logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
+                   fmt::format("Worker with pid {} ready for serving traffic", getpid()));
 
   serve_jobs(slot, queue);
   join_io();

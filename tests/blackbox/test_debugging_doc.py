@@ -1,5 +1,6 @@
 """docs/debugging.md: the example it shows is the file, and every server output it shows is what the
 server prints for the script shown (time stamps, pids, paths and ports aside)."""
+import json
 import os
 import re
 import socket
@@ -52,6 +53,38 @@ def test_run_raises(server, page):
                       out, re.M)
     assert block, out
     assert_shown(page, block.group(0))
+
+
+def shown_json(body, path, shown_path):
+    return json.dumps(json.loads(body.replace(path, shown_path)), indent=2)
+
+
+def test_dev_answer(server, page):
+    s = server.start(EXAMPLE, args=["--dev"])
+    r = request(s.port, "POST", "/score", headers={"Content-Type": "application/json"}, body='{"values": [1, 2]}')
+    assert r.status == 500 and r.get("x-ms-run-function-failed") == "True", r
+    assert_shown(page, f"```json\n{shown_json(r.text, s.script, '/path/to/sum_values.py')}\n```")
+
+
+LOAD_FAILURE = """def init():
+    global model
+    model = load("model.pkl")
+
+
+def run(data):
+    return model.predict(data)
+"""
+
+
+def test_load_failure_answer(server, page):
+    assert f"```python\n{LOAD_FAILURE}```" in page
+    s = server.start(LOAD_FAILURE, args=["--reload"])
+    r = request(s.port, "POST", "/score", headers={"Content-Type": "application/json"}, body="{}")
+    assert r.status == 503, r
+    assert_shown(page, f"```json\n{shown_json(r.text, s.script, '/path/to/score.py')}\n```")
+    line = [ln for ln in as_shown(s.stdout()).splitlines() if "keep serving although" in ln]
+    assert len(line) == 1, s.stdout()
+    assert_shown(page, line[0])
 
 
 def test_load_failures(server, page):

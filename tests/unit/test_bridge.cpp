@@ -260,7 +260,7 @@ def run(data):
   options.interpreter = AZMLINFSRV_PYTHON;
   options.package_dir = AZMLINFSRV_SOURCE_PACKAGE_DIR;
   options.claim_error_report = [] { return true; };
-  if (!bridge::boot(options)) {
+  if (bridge::boot(options) != bridge::BootOutcome::ready) {
     fprintf(stderr, "bridge::boot failed: see the log above\n");
     return 1;
   }

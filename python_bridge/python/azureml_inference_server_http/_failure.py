@@ -43,15 +43,48 @@ def _log_model_dir_tree(model_dir):
         logger.info("Output Truncated. First %d lines shown.", _TREE_LINE_LIMIT)
 
 
+def _is_script_frame(frame):
+    return not frame.filename.startswith(_PACKAGE_DIR) and not frame.filename.startswith("<frozen importlib")
+
+
 def _user_traceback(error):
     """The traceback without the server's own frames and importlib's, which only hide the script's line."""
     import traceback
 
     summary = traceback.TracebackException.from_exception(error)
-    summary.stack = traceback.StackSummary.from_list(
-        [frame for frame in summary.stack
-         if not frame.filename.startswith(_PACKAGE_DIR) and not frame.filename.startswith("<frozen importlib")])
+    summary.stack = traceback.StackSummary.from_list([frame for frame in summary.stack if _is_script_frame(frame)])
     return "".join(summary.format()).rstrip("\n")
+
+
+def _is_library_file(filename):
+    import sysconfig
+
+    if "/site-packages/" in filename or "/dist-packages/" in filename:
+        return True
+    return any(filename.startswith(sysconfig.get_path(name) + os.sep) for name in ("stdlib", "platstdlib"))
+
+
+def failure_detail(error):
+    """A failure as data, for --dev's answers and --capture's files (docs/debugging.md): the exception's
+    type and message, where it happened (the innermost of the script's frames, or a SyntaxError's own
+    spot), the script's frames outermost first, and the traceback as the log shows it. JSON text."""
+    import json
+    import traceback
+
+    kind = type(error)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else "%s.%s" % (kind.__module__, kind.__qualname__)
+    frames = [{"file": frame.filename, "line": frame.lineno, "function": frame.name}
+              for frame in traceback.extract_tb(error.__traceback__) if _is_script_frame(frame)]
+    detail = {"type": name, "message": str(error), "file": None, "line": None}
+    if isinstance(error, SyntaxError) and error.filename:
+        detail["file"], detail["line"] = error.filename, error.lineno
+    elif frames:
+        # The innermost of the application's own frames: the line to edit, not json's or numpy's.
+        own = [frame for frame in frames if not _is_library_file(frame["file"])] or frames
+        detail["file"], detail["line"] = own[-1]["file"], own[-1]["line"]
+    detail["frames"] = frames
+    detail["traceback"] = _user_traceback(error)
+    return json.dumps(detail, default=str)
 
 
 # The reference wraps the script's exception in one of its own (raise ... from ex) and logs the traceback
@@ -114,3 +147,30 @@ def _is_sibling_import(error, entry_script):
     folder = os.path.dirname(entry_script)
     top = error.name.split(".")[0]
     return os.path.exists(os.path.join(folder, top + ".py")) or os.path.isdir(os.path.join(folder, top))
+
+
+class LoadFailure:
+    """A script that failed to load or whose init() raised, kept by a worker that serves anyway (--reload,
+    --dev): ``body`` is the JSON of the 503 that /score answers until an edit loads (docs/debugging.md)."""
+
+    def __init__(self, stage, error, entry_script):
+        import json
+
+        detail = json.loads(failure_detail(error))
+        if isinstance(error, UserScriptError):  # raised by the server about the script, not in it
+            detail["type"], detail["file"], detail["traceback"] = "UserScriptError", entry_script, str(error)
+        what = "init() raised" if stage == "init" else "The entry script failed to load"
+        where = ""
+        if detail["file"]:
+            where = " at %s, line %s" % (detail["file"], detail["line"])
+        elif entry_script:
+            where = " (%s)" % entry_script
+        if isinstance(error, UserScriptError):
+            message = "%s: %s" % (what, error)
+            if getattr(error, "hint", None):  # the function the script meant (_script.near_name)
+                message += " " + error.hint
+        else:
+            message = "%s%s: %s: %s" % (what, where, detail["type"], detail["message"])
+        message += "%s Fix it and save: the server reloads it. Until then /score answers 503." % (
+            "" if message.endswith((".", "!", "?")) else ".")
+        self.body = json.dumps({"message": message, "stage": stage, "error": detail})

@@ -116,9 +116,14 @@ def log_exception(error):
     logger.error("Encountered Exception: %s", "".join(traceback.format_exception(error)).rstrip("\n"))
 
 
+# Set at boot for --dev and --capture: log_run_exception then returns the failure as data (_failure.failure_detail).
+want_failure_detail = False
+
+
 def log_run_exception(error, scoring_timeout_ms):
     """run() raised (docs/behaviour.md 3.5): the script's traceback, ending as the reference's does with the
-    exception it wraps the script's in (UserScriptTimeout for a TimeoutError, else UserScriptException)."""
+    exception it wraps the script's in (UserScriptTimeout for a TimeoutError, else UserScriptException).
+    Returns the failure detail when the boot asked for it, else None."""
     from ._failure import USER_SCRIPT_EXCEPTION, _user_traceback, user_traceback_as_reference
 
     if isinstance(error, TimeoutError):
@@ -133,6 +138,11 @@ def log_run_exception(error, scoring_timeout_ms):
     if getattr(error, "_scoring_timeout", False):
         logger.warning("run() was stopped at the scoring timeout of %s ms. If it needs longer, raise "
                        "SCORING_TIMEOUT_MS (milliseconds, in the environment or config.json).", scoring_timeout_ms)
+    if want_failure_detail:
+        from ._failure import failure_detail
+
+        return failure_detail(error)
+    return None
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))

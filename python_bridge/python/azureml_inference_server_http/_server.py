@@ -247,11 +247,13 @@ def _raise_timeout(signum, frame):
     raise error
 
 
-def boot(claim_error_report):
+def boot(claim_error_report, keep_load_failure=False):
     """Loads the entry script and runs init(). Returns an Entry, or None after a boot failure.
 
     claim_error_report() is true for the one worker that reports a boot failure, so that N workers
-    failing the same way print the traceback once.
+    failing the same way print the traceback once. keep_load_failure (--reload, --dev): a script that
+    fails to load, or whose init() raises, returns a _failure.LoadFailure instead of None, which the
+    worker serves as a 503 until an edit reloads it.
     """
     config = ConfigFile()
     config.apply(_env("AML_APP_ROOT", _DEFAULT_APP_ROOT), _entry_script(_env("AML_APP_ROOT", _DEFAULT_APP_ROOT)))
@@ -326,8 +328,17 @@ def boot(claim_error_report):
         _call_init(module.init)
         user_script_logger.info("Users's init has completed successfully")
     except BaseException as error:  # noqa: B036 - any exception at boot is fatal, as in the reference
-        if claim_error_report():
+        reporting = claim_error_report()
+        if reporting:
             _report_boot_failure(stage, error, entry_script)
+        if keep_load_failure and stage in ("load", "init"):  # what an edit of the script can fix
+            from ._failure import LoadFailure
+
+            failure = LoadFailure(stage, error, entry_script)
+            if reporting:
+                    logger.warning("The workers keep serving although the script failed to load (--reload): /score "
+                               "answers 503 with the error above until a saved edit loads.")
+            return failure
         return None
 
     swaggers = build_swaggers(app_root, *_schema_swagger_inputs(run))
