@@ -12,11 +12,14 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <string>
 
+#include "../base/base.h"
 #include "jobs.h"
 #include "settings.h"
 
@@ -27,7 +30,13 @@ namespace {
 struct Rendered {
   std::string head;  // status line to the last header that is the same for every request
   std::string body;
+  // --dev: the answer carries the Python stacks, so its length is known only in the handler. The head
+  // without Content-Length, and the body around the stacks: prefix, escaped stacks, "\"}}".
+  std::string dev_head;
+  std::string dev_body_prefix;
 };
+
+bool dev_answers = false;  // --dev: the crash answer carries the stacks (Settings::dev)
 
 constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 constexpr int kMaxSignal = 32;
@@ -65,8 +74,65 @@ Rendered* render(int sig) {
                              .content_type = "application/json",
                              .content_length = r->body.size()});
   http::add_header(r->head, "x-ms-run-function-failed", "True");
+  if (dev_answers) {
+    http::begin_head(r->dev_head, {.status = 500,
+                                   .reason = http::reason_phrase_upper(500),
+                                   .connection = http::Head::Connection::close,
+                                   .date = false,
+                                   .content_type = "application/json",
+                                   .content_length = std::nullopt});
+    http::add_header(r->dev_head, "x-ms-run-function-failed", "True");
+    r->dev_body_prefix = r->body;
+    r->dev_body_prefix.pop_back();
+    r->dev_body_prefix += ", \"error\": {\"type\": \"";
+    base::append_json_string(r->dev_body_prefix, base::signal_name(sig) ? base::signal_name(sig) : "signal",
+                             base::JsonText::ensure_ascii);
+    r->dev_body_prefix += "\", \"stack\": \"";
+  }
   return r;
 }
+
+// --dev's crash answer, built inside the fatal-signal handler: static buffers, no allocation.
+char stack_text[256 * 1024];
+char stack_json[6 * sizeof stack_text + 64];
+char dev_length_header[64];
+
+// JSON string content of text (escaped as json.dumps does, non-ASCII bytes kept: the dump is ASCII).
+size_t escape_json(const char* text, size_t n, char* out, size_t cap) {
+  static const char kHex[] = "0123456789abcdef";
+  size_t k = 0;
+  for (size_t i = 0; i < n && k + 6 < cap; ++i) {
+    unsigned char ch = static_cast<unsigned char>(text[i]);
+    if (ch == '"' || ch == '\\') {
+      out[k++] = '\\';
+      out[k++] = static_cast<char>(ch);
+    } else if (ch == '\n') {
+      out[k++] = '\\';
+      out[k++] = 'n';
+    } else if (ch < 0x20 || ch >= 0x7f) {
+      const char esc[] = {'\\', 'u', '0', '0', kHex[ch >> 4], kHex[ch & 15]};
+      for (char e : esc) out[k++] = e;
+    } else {
+      out[k++] = static_cast<char>(ch);
+    }
+  }
+  return k;
+}
+
+size_t format_length_header(size_t length) {
+  static const char kName[] = "Content-Length: ";
+  size_t k = 0;
+  for (const char* p = kName; *p; ++p) dev_length_header[k++] = *p;
+  char digits[24];
+  size_t d = 0;
+  do digits[d++] = static_cast<char>('0' + length % 10); while ((length /= 10) > 0);
+  while (d > 0) dev_length_header[k++] = digits[--d];
+  dev_length_header[k++] = '\r';
+  dev_length_header[k++] = '\n';
+  return k;
+}
+
+size_t dump_stacks_into(char* out, size_t cap);
 
 void add(struct iovec* iov, int& n, const char* data, size_t len) {
   if (!len) return;
@@ -84,9 +150,19 @@ void on_fatal_signal(int sig) {
   Rendered* r = sig > 0 && sig < kMaxSignal ? rendered[sig] : nullptr;
   if (job && r && job->fd >= 0 && !job->abandoned.load()) {
     const http::RequestIds& ids = job->ids;
-    struct iovec iov[16];
+    struct iovec iov[20];
     int n = 0;
-    add(iov, n, r->head);
+    size_t stack_json_size = 0;
+    static const char kBodyEnd[] = "\"}}";
+    if (dev_answers) {
+      size_t dumped = dump_stacks_into(stack_text, sizeof stack_text);
+      stack_json_size = escape_json(stack_text, dumped, stack_json, sizeof stack_json);
+      add(iov, n, r->dev_head);
+      add(iov, n, dev_length_header,
+          format_length_header(r->dev_body_prefix.size() + stack_json_size + sizeof kBodyEnd - 1));
+    } else {
+      add(iov, n, r->head);
+    }
     add(iov, n, *server_version_header);
     static const char kRequestId[] = "x-request-id: ", kLegacyId[] = "x-ms-request-id: ",
                       kClientId[] = "x-ms-client-request-id: ", kEol[] = "\r\n";
@@ -106,7 +182,13 @@ void on_fatal_signal(int sig) {
       add(iov, n, kEol, 2);
     }
     add(iov, n, kEol, 2);
-    add(iov, n, r->body);
+    if (dev_answers) {
+      add(iov, n, r->dev_body_prefix);
+      add(iov, n, stack_json, stack_json_size);
+      add(iov, n, kBodyEnd, sizeof kBodyEnd - 1);
+    } else {
+      add(iov, n, r->body);
+    }
     struct msghdr msg {};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(n);
@@ -132,35 +214,94 @@ struct sigaction faulthandler_dump;
 int dump_file = -1;
 char dump_copy[1024 * 1024];  // a dump of 100 threads 100 frames deep fits, mostly
 
-void on_dump_stacks(int sig, siginfo_t* info, void* context) {
-  int saved_errno = errno;
-  int stderr_copy = dup(STDERR_FILENO);
+// For --dev's timeout answers, which carry the dump the arbiter asked for: whether one is being
+// written now, and when the last was done (CLOCK_MONOTONIC).
+std::atomic<bool> dumping{false};
+std::atomic<uint64_t> last_dump_done_ns{0};
+
+// Runs faulthandler's dump with stderr pointed at dump_file; true when the dump is there (else it went
+// straight to stderr, as faulthandler would write it).
+bool dump_to_file(siginfo_t* info, void* context) {
+  int stderr_copy = dump_file >= 0 ? dup(STDERR_FILENO) : -1;
   if (stderr_copy < 0 || ftruncate(dump_file, 0) != 0 || lseek(dump_file, 0, SEEK_SET) != 0 ||
       dup2(dump_file, STDERR_FILENO) < 0) {
     if (stderr_copy >= 0) close(stderr_copy);
-    stderr_copy = -1;  // dump straight to stderr, as faulthandler would
+    stderr_copy = -1;
   }
-  if (faulthandler_dump.sa_flags & SA_SIGINFO) faulthandler_dump.sa_sigaction(sig, info, context);
+  if (faulthandler_dump.sa_flags & SA_SIGINFO) faulthandler_dump.sa_sigaction(kSignalDumpStacks, info, context);
   else if (faulthandler_dump.sa_handler != SIG_DFL && faulthandler_dump.sa_handler != SIG_IGN)
-    faulthandler_dump.sa_handler(sig);
-  if (stderr_copy >= 0) {
-    dup2(stderr_copy, STDERR_FILENO);
-    close(stderr_copy);
-    off_t at = 0;
-    for (ssize_t n; (n = pread(dump_file, dump_copy, sizeof dump_copy, at)) > 0; at += n) {
-      if (n == static_cast<ssize_t>(sizeof dump_copy)) {  // more follows: end this write at a line's end
-        ssize_t line_end = n;
-        while (line_end > 0 && dump_copy[line_end - 1] != '\n') --line_end;
-        if (line_end > 0) n = line_end;
-      }
-      for (ssize_t sent = 0, w; sent < n; sent += w)
-        if ((w = write(STDERR_FILENO, dump_copy + sent, static_cast<size_t>(n - sent))) <= 0) break;
+    faulthandler_dump.sa_handler(kSignalDumpStacks);
+  if (stderr_copy < 0) return false;
+  dup2(stderr_copy, STDERR_FILENO);
+  close(stderr_copy);
+  return true;
+}
+
+// The Python stacks now, into out (async-signal-safe): the fatal-signal handler's, for --dev's answer.
+size_t dump_stacks_into(char* out, size_t cap) {
+  if (dump_file < 0 || !dump_to_file(nullptr, nullptr)) return 0;  // faulthandler's fatal dump still follows
+  ssize_t n = pread(dump_file, out, cap, 0);
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+void copy_dump_to_stderr() {
+  off_t at = 0;
+  for (ssize_t n; (n = pread(dump_file, dump_copy, sizeof dump_copy, at)) > 0; at += n) {
+    if (n == static_cast<ssize_t>(sizeof dump_copy)) {  // more follows: end this write at a line's end
+      ssize_t line_end = n;
+      while (line_end > 0 && dump_copy[line_end - 1] != '\n') --line_end;
+      if (line_end > 0) n = line_end;
     }
+    for (ssize_t sent = 0, w; sent < n; sent += w)
+      if ((w = write(STDERR_FILENO, dump_copy + sent, static_cast<size_t>(n - sent))) <= 0) break;
   }
+}
+
+void on_dump_stacks(int, siginfo_t* info, void* context) {
+  int saved_errno = errno;
+  dumping.store(true);
+  if (dump_to_file(info, context)) copy_dump_to_stderr();
+  last_dump_done_ns.store(base::monotonic_ns());
+  dumping.store(false);
   errno = saved_errno;
 }
 
 }  // namespace
+
+namespace {
+
+std::string read_dump_file() {
+  std::string text;
+  char buf[65536];
+  for (ssize_t n; (n = pread(dump_file, buf, sizeof buf, static_cast<off_t>(text.size()))) > 0;)
+    text.append(buf, static_cast<size_t>(n));
+  return text;
+}
+
+}  // namespace
+
+std::string dump_stacks_now() {
+  if (dump_file < 0 || dumping.exchange(true)) return {};
+  std::string text;
+  if (dump_to_file(nullptr, nullptr)) {
+    copy_dump_to_stderr();
+    text = read_dump_file();
+  }
+  last_dump_done_ns.store(base::monotonic_ns());
+  dumping.store(false);
+  return text;
+}
+
+std::string wait_for_stack_dump(uint64_t since_ns, uint64_t timeout_ns) {
+  if (dump_file < 0) return {};
+  uint64_t give_up = base::monotonic_ns() + timeout_ns;
+  const timespec pause{0, 5'000'000};
+  while (dumping.load() || last_dump_done_ns.load() < since_ns) {
+    if (base::monotonic_ns() >= give_up) return {};
+    nanosleep(&pause, nullptr);
+  }
+  return read_dump_file();
+}
 
 void gather_stack_dumps() {
   dump_file = memfd_create("azmlinfsrv-stack-dump", MFD_CLOEXEC);
@@ -182,6 +323,7 @@ void forget_crash_responder() {
 
 void install_crash_responder(JobQueue& queue, const std::vector<int>& listen_fds) {
   crash_queue = &queue;
+  dev_answers = config().settings.dev;
   for (int fd : listen_fds)
     if (listener_count < static_cast<int>(sizeof listeners / sizeof listeners[0])) listeners[listener_count++] = fd;
   server_version_header = new std::string();

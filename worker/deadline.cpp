@@ -13,8 +13,13 @@ namespace worker {
 
 namespace {
 
-// Answers a job whose client must not wait for, or get, run()'s result.
-void answer_abandoned_job(Job* job, std::string_view message, int status = 500, bool run_failed = true) {
+// How long --dev's WORKER_TIMEOUT answer waits for the stacks; the arbiter kills the worker a second
+// after it asked for them.
+constexpr uint64_t kKillAfterDumpWaitNs = 500'000'000;
+
+// Answers a job whose client must not wait for, or get, run()'s result. `error`: --dev's detail.
+void answer_abandoned_job(Job* job, std::string_view message, int status = 500, bool run_failed = true,
+                          std::string_view error = {}) {
   Connection* c = job->connection;
   job->connection = nullptr;
   c->job = nullptr;
@@ -26,25 +31,34 @@ void answer_abandoned_job(Job* job, std::string_view message, int status = 500, 
     return;
   }
   const http::Request& r = job->request;
-  log_view_request(r, status, ms_since(job->received_ns), http::json_message(message).size(), job->ids.request_id);
-  respond_message(c, r, status, message, &job->ids, run_failed);
+  constexpr std::string_view kErrorKey = ", \"error\": ";  // how respond_message adds it
+  size_t length = http::json_message(message).size() + (error.empty() ? 0 : kErrorKey.size() + error.size());
+  log_view_request(r, status, ms_since(job->received_ns), length, job->ids.request_id);
+  respond_message(c, r, status, message, &job->ids, run_failed, error);
   stop_reading(c);
   flush(c);
 }
 
-// Answers the client of the job run() is working on without waiting for run(); the Python thread keeps
-// the Job until run() returns, if ever, and its result is then dropped. `expected`, when given, must
-// still be the running job. False when there is nothing to answer (run() returned meanwhile).
-bool answer_running_job(Job* expected, std::string_view message) {
-  Job* job = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(io->queue->mutex);
-    job = io->queue->running.load();
-    if (!job || (expected && job != expected) || job->abandoned.load() || !job->connection) return false;
-    job->abandoned.store(true);  // from now on the crash responder leaves its socket alone
-  }
-  answer_abandoned_job(job, message);
-  return true;
+// Takes the job run() is working on from it: the Python thread keeps the Job until run() returns, if
+// ever, and its result is then dropped. `expected`, when given, must still be the running job. Null when
+// there is nothing to answer (run() returned meanwhile).
+Job* abandon_running_job(Job* expected) {
+  std::lock_guard<std::mutex> lock(io->queue->mutex);
+  Job* job = io->queue->running.load();
+  if (!job || (expected && job != expected) || job->abandoned.load() || !job->connection) return nullptr;
+  job->abandoned.store(true);  // from now on the crash responder leaves its socket alone
+  return job;
+}
+
+// --dev: the Python stacks as the answer's "error".
+std::string stack_detail(std::string_view type, std::string_view stack) {
+  if (stack.empty()) return {};
+  std::string detail = "{\"type\": \"";
+  base::append_json_string(detail, type, base::JsonText::ensure_ascii);
+  detail += "\", \"stack\": \"";
+  base::append_json_string(detail, stack, base::JsonText::ensure_ascii);
+  detail += "\"}";
+  return detail;
 }
 
 std::string worker_timeout_message() {
@@ -95,7 +109,9 @@ void on_deadline_tick(uv_timer_t* timer) {
   uint64_t started = job->started_ns.load();
   uint64_t limit = static_cast<uint64_t>(io->scoring_timeout_ms) * 1000000ull + kStuckGraceNs;
   if (!started || base::monotonic_ns() - started < limit || bridge::scoring_timeout_raised()) return;
-  if (!answer_running_job(job, fmt::format("Scoring timeout after {} ms", io->scoring_timeout_ms))) return;
+  if (!abandon_running_job(job)) return;
+  std::string message = fmt::format("Scoring timeout after {} ms", io->scoring_timeout_ms);
+  if (!io->dev) answer_abandoned_job(job, message);
   refuse_waiting_jobs("the request before it on this worker is stuck in native code past the scoring timeout");
   logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
                  fmt::format("run() is still running {} ms after the scoring timeout of {} ms (SCORING_TIMEOUT_MS): "
@@ -103,9 +119,15 @@ void on_deadline_tick(uv_timer_t* timer) {
                              "below. The client got the scoring-timeout answer; worker {} stops taking requests "
                              "and a new worker replaces it.",
                              kStuckGraceNs / 1000000, io->scoring_timeout_ms, getpid()));
-  // Then the stacks: faulthandler, on the Python thread, shows the line of the native call. Not before
-  // the answer: its signal interrupts a blocking call, and run() might then unwind and answer itself.
-  kill(getpid(), kSignalDumpStacks);
+  if (io->dev) {
+    // This thread takes no signals: it writes the stacks itself (the Python thread's shows the native
+    // call's line), then answers with them. The job is abandoned already, so run() cannot answer.
+    answer_abandoned_job(job, message, 500, true, stack_detail("ScoringTimeout", dump_stacks_now()));
+  } else {
+    // Then the stacks: faulthandler, on the Python thread, shows the line of the native call. Not before
+    // the answer: its signal interrupts a blocking call, and run() might then unwind and answer itself.
+    kill(getpid(), kSignalDumpStacks);
+  }
   io->slot->replace_requested.store(1);
   io->exit_when_drained = true;
   begin_drain();
@@ -148,7 +170,13 @@ void watch_deadlines() {
 // The arbiter found run() older than WORKER_TIMEOUT; it has asked faulthandler for the stacks and
 // kills this worker in a second. Answer the client while we can, and take no more connections.
 void on_timed_out(uv_signal_t*, int) {
-  answer_running_job(nullptr, worker_timeout_message());
+  if (Job* job = abandon_running_job(nullptr)) {
+    std::string stack;
+    // --dev: the stacks the arbiter's kSignalDumpStacks had written (it is sent just before this one), in
+    // the answer; the worker is killed a second after them.
+    if (io->dev) stack = wait_for_stack_dump(job->started_ns.load(), kKillAfterDumpWaitNs);
+    answer_abandoned_job(job, worker_timeout_message(), 500, true, stack_detail("WorkerTimeout", stack));
+  }
   leave_after_worker_timeout();
 }
 

@@ -331,9 +331,10 @@ void end_streamed_answer(Connection* c, Job* job);
 void log_view_request(const http::Request& r, int status, double ms, std::optional<size_t> length,
                       std::string_view request_id);
 double ms_since(uint64_t start_ns);
-// A JSON {"message": ...} answer; `run_failed` is its x-ms-run-function-failed.
+// A JSON {"message": ...} answer; `run_failed` is its x-ms-run-function-failed. `error`, when given, is
+// a JSON object added as "error" (--dev's detail).
 void respond_message(Connection* c, const http::Request& r, int status, std::string_view message,
-                     const http::RequestIds* ids, bool run_failed = false);
+                     const http::RequestIds* ids, bool run_failed = false, std::string_view error = {});
 void respond_scored(Connection* c, Job* job, const http::RequestIds& ids);
 // Chunked framing for HTTP/1.1; an HTTP/1.0 client gets the bytes as they are and a close at the end.
 inline bool chunked(const http::Request& r) { return !(r.version_major == 1 && r.version_minor == 0); }

@@ -174,5 +174,11 @@ void install_crash_responder(JobQueue& queue, const std::vector<int>& listen_fds
 void forget_crash_responder();
 // Makes the stack dump of kSignalDumpStacks one block in the log (after boot, over faulthandler's).
 void gather_stack_dumps();
+// --dev's timeout answers carry the Python stacks. dump_stacks_now: the stacks, written to the log as a
+// kSignalDumpStacks dump is, and returned (empty when impossible or when another dump is being written).
+// wait_for_stack_dump: the dump a kSignalDumpStacks signal makes, once one done after since_ns is there;
+// empty after timeout_ns.
+std::string dump_stacks_now();
+std::string wait_for_stack_dump(uint64_t since_ns, uint64_t timeout_ns);
 
 }  // namespace worker

@@ -178,9 +178,21 @@ void log_view_request(const http::Request& r, int status, double ms, std::option
 
 double ms_since(uint64_t start_ns) { return static_cast<double>(base::monotonic_ns() - start_ns) / 1e6; }
 
+namespace {
+
+// --dev: the failure's detail beside the reference's message, which stays first.
+void add_error_detail(std::string& json_message_body, std::string_view error) {
+  if (error.empty()) return;
+  json_message_body.pop_back();
+  json_message_body.append(", \"error\": ").append(error).push_back('}');
+}
+
+}  // namespace
+
 void respond_message(Connection* c, const http::Request& r, int status, std::string_view message,
-                     const http::RequestIds* ids, bool run_failed) {
+                     const http::RequestIds* ids, bool run_failed, std::string_view error) {
   std::string body = http::json_message(message);
+  add_error_detail(body, error);
   start_response(c, r, status, http::reason_phrase_upper(status), "application/json", body.size());
   http::add_header(c->out, "x-ms-run-function-failed", run_failed ? "True" : "False");
   if (ids) add_request_headers(c, r, *ids);
@@ -218,11 +230,7 @@ void respond_scored(Connection* c, Job* job, const http::RequestIds& ids) {
   std::string error_body;
   if (failed) {
     error_body = http::json_message(resp.error_message);
-    // --dev: the exception and the script's frames beside the reference's message, which stays first.
-    if (io->dev && !resp.failure_detail.empty()) {
-      error_body.pop_back();
-      error_body.append(", \"error\": ").append(resp.failure_detail).push_back('}');
-    }
+    if (io->dev) add_error_detail(error_body, resp.failure_detail);
   } else {
     for (const auto& [name, value] : resp.headers) {
       if (!http::iequals(name, "access-control-allow-origin")) continue;

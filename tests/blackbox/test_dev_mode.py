@@ -189,3 +189,54 @@ def test_without_the_flags_answers_stay_the_references(server):
     broken = server.start("def init():\n    raise RuntimeError('no model')\n\ndef run(data):\n    return data\n",
                           expect_ready=False)
     assert broken.wait_exit(10) == 3, broken.logs()
+
+
+# The answers the I/O thread gives when run() cannot (a crash, run() stuck in native code past the scoring
+# timeout, WORKER_TIMEOUT) carry the Python stacks under --dev: the line run() was on.
+MISBEHAVES = "misbehaves.py"
+
+
+def misbehaves_line(needle):
+    from conftest import fixture_path
+
+    with open(fixture_path(MISBEHAVES)) as f:
+        return line_of(f.read(), needle)
+
+
+def plain(port, body, timeout=15):
+    return request(port, "POST", "/score", headers={"Content-Type": "text/plain"}, body=body, timeout=timeout)
+
+
+def test_dev_crash_answer_carries_the_stack(server):
+    s = server.start(MISBEHAVES, args=["--dev"])
+    r = plain(s.port, "segv")
+    assert r.status == 500 and r.one("x-ms-run-function-failed") == "True", r.body
+    body = r.json()
+    assert body["message"].startswith("The worker crashed with SIGSEGV (segmentation fault)"), body
+    assert body["error"]["type"] == "SIGSEGV", body
+    assert f'File "{s.script}", line {misbehaves_line("ctypes.string_at(0)")} in run' in body["error"]["stack"], body
+    s.wait_for_log(r"Fatal Python error: Segmentation fault", stream="both")  # the log has it too
+    plain_server = server.start(MISBEHAVES)
+    assert set(plain(plain_server.port, "segv").json()) == {"message"}
+
+
+def test_dev_stuck_in_native_code_answer_carries_the_stack(server):
+    s = server.start(MISBEHAVES, args=["--dev"], env={"SCORING_TIMEOUT_MS": "300"})
+    r = plain(s.port, "stuck:3")
+    assert r.status == 500, r.body
+    body = r.json()
+    assert body["message"] == "Scoring timeout after 300 ms", body
+    assert body["error"]["type"] == "ScoringTimeout", body
+    assert f'File "{s.script}", line {misbehaves_line("libc.sleep(int(data[6:]))")} in run' in body["error"]["stack"], body
+    s.wait_for_log(r"stuck in native code", stream="stdout")
+    s.wait_for_log(rf'File "{s.script}", line {misbehaves_line("libc.sleep(int(data[6:]))")} in run', stream="stderr")
+
+
+def test_dev_worker_timeout_answer_carries_the_stack(server):
+    s = server.start(MISBEHAVES, args=["--dev"], env={"WORKER_TIMEOUT": "2"})
+    r = plain(s.port, "sleep:30")
+    assert r.status == 500, r.body
+    body = r.json()
+    assert body["message"].startswith("The worker timed out: run() took longer than WORKER_TIMEOUT (2 s)"), body
+    assert body["error"]["type"] == "WorkerTimeout", body
+    assert f'File "{s.script}", line {misbehaves_line("time.sleep(float(data[6:]))")} in run' in body["error"]["stack"], body
