@@ -240,3 +240,14 @@ def test_dev_worker_timeout_answer_carries_the_stack(server):
     assert body["message"].startswith("The worker timed out: run() took longer than WORKER_TIMEOUT (2 s)"), body
     assert body["error"]["type"] == "WorkerTimeout", body
     assert f'File "{s.script}", line {misbehaves_line("time.sleep(float(data[6:]))")} in run' in body["error"]["stack"], body
+
+
+def test_dev_answer_for_an_exception_whose_str_fails(server):
+    script = ("class Odd(Exception):\n    def __str__(self):\n        raise ValueError('no')\n\n"
+              "def init():\n    pass\n\ndef run(data):\n    raise Odd()\n")
+    s = server.start(script, args=["--dev"])
+    r = score(s.port, "{}")
+    assert r.status == 500, r.body
+    error = r.json()["error"]
+    assert error["type"] == "Odd" or error["type"].endswith(".Odd"), error
+    assert error["message"] == "<str() of the exception failed>" and error["line"] == 9, error

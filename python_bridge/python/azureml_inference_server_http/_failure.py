@@ -75,7 +75,11 @@ def failure_detail(error):
     name = kind.__qualname__ if kind.__module__ == "builtins" else "%s.%s" % (kind.__module__, kind.__qualname__)
     frames = [{"file": frame.filename, "line": frame.lineno, "function": frame.name}
               for frame in traceback.extract_tb(error.__traceback__) if _is_script_frame(frame)]
-    detail = {"type": name, "message": str(error), "file": None, "line": None}
+    try:
+        message = str(error)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ fails still has a type and frames
+        message = "<str() of the exception failed>"
+    detail = {"type": name, "message": message, "file": None, "line": None}
     if isinstance(error, SyntaxError) and error.filename:
         detail["file"], detail["line"] = error.filename, error.lineno
     elif frames:
