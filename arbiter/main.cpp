@@ -50,12 +50,21 @@ int main(int argc, char** argv) {
   logline::set_format(log_format == "json" ? logline::Format::json : logline::Format::text);
   setenv("AZMLINFSRV_LOG_FORMAT", log_format.c_str(), 1);
 
+  // --replay writes its answer on stdout; everything else goes to stderr (worker/replay.cpp).
+  const auto& replay_file = cli.flags.text_of(arbiter::Opt::replay);
+  if (cli.flags.is_on(arbiter::Opt::pdb) && !replay_file) {
+    std::cerr << "azmlinfsrv: error: --pdb stops in pdb where run() raised in a replay: give it with --replay FILE "
+                 "(a file --capture saved, or a JSON body).\n";
+    return 1;
+  }
+  logline::Stream out = replay_file ? logline::Stream::err : logline::Stream::out;
+
   std::string package_dir = find_package_dir();
-  logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
+  logline::write(out, logline::Level::info, "azmlinfsrv",
                  "Loaded logging config from " + package_dir + "/azureml_inference_server_http/logging.json");
   if (!cli.flags.text_of(arbiter::Opt::entry_script) && !cli.flags.text_of(arbiter::Opt::config_file)) {
-    logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv", "Error!");
-    logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
+    logline::write(out, logline::Level::error, "azmlinfsrv", "Error!");
+    logline::write(out, logline::Level::error, "azmlinfsrv",
                    "Either provide an entry_script using --entry_script or provide a path to the configuration file "
                    "using --config_file");
     return 1;
@@ -64,11 +73,22 @@ int main(int argc, char** argv) {
   arbiter::Launch launch = arbiter::apply_flags_to_environment(cli.flags, current_directory());
   if (launch.error.empty()) arbiter::apply_supervision_settings(cli.flags, launch);
   if (!launch.error.empty()) {
-    logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv", launch.error);
+    logline::write(out, logline::Level::error, "azmlinfsrv", launch.error);
     return 1;
   }
   std::string notices;
   for (const std::string& line : launch.notices) notices += line + "\n";
+  if (replay_file) {
+    logline::write_block(logline::Stream::err, notices);
+    worker::ReplayOptions replay;
+    replay.file = *replay_file;
+    replay.pdb = cli.flags.is_on(arbiter::Opt::pdb);
+    replay.interpreter = cli.flags.text_of(arbiter::Opt::python).value_or("");
+    replay.default_interpreter = AZMLINFSRV_PYTHON;
+    replay.package_dir = package_dir;
+    replay.server_port = launch.port;
+    return worker::replay(replay);
+  }
   // One write each, before any fork, so no worker inherits unwritten output.
   logline::write_block(logline::Stream::out, notices);
   logline::write_block(logline::Stream::out, arbiter::banner(launch));

@@ -2,6 +2,8 @@
 // graceful stop waits, when a worker is replaced for age, and whether the script's folder is watched.
 // Kept apart from config.cpp, which follows the reference's launcher line by line; these are ours.
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -33,6 +35,22 @@ void apply_supervision_settings(const Flags& flags, Launch& launch) {
   }
 
   namespace fs = std::filesystem;
+  // --capture DIR (else AZMLINFSRV_CAPTURE_DIR): made absolute and created here, once, so that a folder the
+  // workers could not write to stops the start rather than every failed request's capture.
+  const char* capture_env = getenv("AZMLINFSRV_CAPTURE_DIR");
+  std::string capture = flags.text_of(Opt::capture).value_or(capture_env ? capture_env : "");
+  if (!capture.empty() && error.empty()) {
+    std::error_code ec;
+    fs::path dir = fs::absolute(capture, ec);
+    if (!ec) fs::create_directories(dir, ec);
+    if (ec || access(dir.c_str(), W_OK | X_OK) != 0)
+      error = fmt::format("--capture {}: cannot create or write to the folder {}: {}. Give a folder you can write to "
+                          "(it is created if missing).",
+                          capture, dir.string(), ec ? ec.message() : strerror(errno));
+    else
+      launch.worker.capture_dir = dir.lexically_normal().string();
+  }
+
   const char* script = getenv("AZUREML_ENTRY_SCRIPT");
   const char* app_root = getenv("AML_APP_ROOT");
   if (script && *script) launch.watch_dir = fs::path(script).parent_path().string();

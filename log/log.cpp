@@ -130,11 +130,10 @@ void write_raw(Stream stream, std::string_view text) {
   }
 }
 
-void write(Stream stream, Level level, std::string_view logger, std::string_view message,
-           std::string_view request_id) {
-  thread_local std::string line;
-  std::string& out = buffer.enabled ? (stream == Stream::out ? buffer.out : buffer.err) : line;
-  if (!buffer.enabled) line.clear();
+namespace {
+
+void append_record(std::string& out, Level level, std::string_view logger, std::string_view message,
+                   std::string_view request_id) {
   if (format() == Format::json) {
     append_json_record(out, level, logger, message, request_id);
   } else {
@@ -142,7 +141,23 @@ void write(Stream stream, Level level, std::string_view logger, std::string_view
     out.append(message);
     out.push_back('\n');
   }
+}
+
+}  // namespace
+
+void write(Stream stream, Level level, std::string_view logger, std::string_view message,
+           std::string_view request_id) {
+  thread_local std::string line;
+  std::string& out = buffer.enabled ? (stream == Stream::out ? buffer.out : buffer.err) : line;
+  if (!buffer.enabled) line.clear();
+  append_record(out, level, logger, message, request_id);
   if (!buffer.enabled) write_raw(stream, line);
+}
+
+std::string render(Level level, std::string_view logger, std::string_view message, std::string_view request_id) {
+  std::string line;
+  append_record(line, level, logger, message, request_id);
+  return line;
 }
 
 void buffer_this_thread() { buffer.enabled = true; }

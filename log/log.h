@@ -26,6 +26,8 @@ Format format();
 void write(Stream stream, Level level, std::string_view logger, std::string_view message,
            std::string_view request_id = {});
 
+// The line write() would write, for a writer that cannot format one when it writes (a signal handler).
+std::string render(Level level, std::string_view logger, std::string_view message, std::string_view request_id = {});
 // The calling thread keeps its lines until flush(): the I/O thread writes a whole loop pass of
 // request lines with one write(2) per stream instead of one per line.
 void buffer_this_thread();

@@ -26,6 +26,10 @@ struct BootOptions {
   bool failure_detail = false;
   // A script that fails to load or whose init() raises is BootOutcome::load_failed, not failed (--reload).
   bool keep_load_failure = false;
+  // --replay: breakpoint() stops at the terminal; post_mortem (--pdb): so does an exception run() raises,
+  // once it is logged.
+  bool replay = false;
+  bool post_mortem = false;
 };
 
 enum class InputMode { json_string, raw, object };

@@ -216,6 +216,7 @@ void keep_entry(py::module_& server, py::object& loaded, const BootOptions& opti
   e.timeout_error = PyExc_TimeoutError;
   e.client_error = py::object(requests.attr("ClientError")).release().ptr();
   if (options.failure_detail) requests.attr("want_failure_detail") = true;
+  if (options.post_mortem) requests.attr("post_mortem") = true;
   e.rare_paths = requests.release().ptr();
 }
 
@@ -229,6 +230,7 @@ BootOutcome boot(const BootOptions& options) {
     py::module_ sys = py::module_::import("sys");
     sys.attr("path").attr("insert")(0, options.package_dir);
     py::module_ server = py::module_::import("azureml_inference_server_http._server");
+    if (options.replay) py::module_::import("azureml_inference_server_http._replay").attr("install")();
     auto claim = options.claim_error_report;
     py::object loaded = server.attr("boot")(py::cpp_function([claim] { return claim ? claim() : true; }),
                                             options.keep_load_failure);

@@ -20,6 +20,7 @@
 #include <string>
 
 #include "../base/base.h"
+#include "capture.h"
 #include "jobs.h"
 #include "settings.h"
 
@@ -37,6 +38,7 @@ struct Rendered {
 };
 
 bool dev_answers = false;  // --dev: the crash answer carries the stacks (Settings::dev)
+std::atomic<const PreparedCapture*> armed_capture{nullptr};  // --capture: run()'s request, rendered
 
 constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 constexpr int kMaxSignal = 32;
@@ -148,15 +150,18 @@ void on_fatal_signal(int sig) {
   listener_count = 0;
   Job* job = crash_queue ? crash_queue->running.load() : nullptr;
   Rendered* r = sig > 0 && sig < kMaxSignal ? rendered[sig] : nullptr;
+  const PreparedCapture* capture = armed_capture.load();
+  size_t stack_json_size = 0;
+  if (dev_answers || capture) {
+    size_t dumped = dump_stacks_into(stack_text, sizeof stack_text);
+    stack_json_size = escape_json(stack_text, dumped, stack_json, sizeof stack_json);
+  }
   if (job && r && job->fd >= 0 && !job->abandoned.load()) {
     const http::RequestIds& ids = job->ids;
     struct iovec iov[20];
     int n = 0;
-    size_t stack_json_size = 0;
     static const char kBodyEnd[] = "\"}}";
     if (dev_answers) {
-      size_t dumped = dump_stacks_into(stack_text, sizeof stack_text);
-      stack_json_size = escape_json(stack_text, dumped, stack_json, sizeof stack_json);
       add(iov, n, r->dev_head);
       add(iov, n, dev_length_header,
           format_length_header(r->dev_body_prefix.size() + stack_json_size + sizeof kBodyEnd - 1));
@@ -196,6 +201,7 @@ void on_fatal_signal(int sig) {
     // FIN after the answer, so the client reads it before the kernel resets the dead process's socket.
     shutdown(job->fd, SHUT_WR);
   }
+  if (capture) write_prepared_capture(*capture, stack_json, stack_json_size);
   // On to faulthandler (NODEFER: the raise is delivered at once); it restores the default action and
   // raises again, which ends the process with this signal.
   sigaction(sig, &previous[sig], nullptr);
@@ -314,6 +320,8 @@ void gather_stack_dumps() {
   sa.sa_flags = (faulthandler_dump.sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
   sigaction(kSignalDumpStacks, &sa, nullptr);
 }
+
+void arm_crash_capture(const PreparedCapture* capture) { armed_capture.store(capture); }
 
 void forget_crash_responder() {
   if (!crash_queue) return;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "../log/log.h"
+#include "capture.h"
 #include "io_internal.h"
 
 namespace worker {
@@ -48,6 +49,14 @@ Job* abandon_running_job(Job* expected) {
   if (!job || (expected && job != expected) || job->abandoned.load() || !job->connection) return nullptr;
   job->abandoned.store(true);  // from now on the crash responder leaves its socket alone
   return job;
+}
+
+// --capture: a request whose run() the I/O thread gave up on, with the Python stacks as its traceback.
+void save_timed_out(const Job& job, const std::string& stack) {
+  if (io->capture_dir.empty()) return;
+  CapturedRequest captured = captured_request(job, "timeout", 500);
+  captured.traceback = stack.empty() ? "The Python stacks are in the server log (faulthandler's dump)." : stack;
+  save_capture(io->capture_dir, captured);
 }
 
 // --dev: the Python stacks as the answer's "error".
@@ -111,7 +120,8 @@ void on_deadline_tick(uv_timer_t* timer) {
   if (!started || base::monotonic_ns() - started < limit || bridge::scoring_timeout_raised()) return;
   if (!abandon_running_job(job)) return;
   std::string message = fmt::format("Scoring timeout after {} ms", io->scoring_timeout_ms);
-  if (!io->dev) answer_abandoned_job(job, message);
+  bool want_stack = io->dev || !io->capture_dir.empty();
+  if (!want_stack) answer_abandoned_job(job, message);
   refuse_waiting_jobs("the request before it on this worker is stuck in native code past the scoring timeout");
   logline::write(logline::Stream::out, logline::Level::error, "azmlinfsrv",
                  fmt::format("run() is still running {} ms after the scoring timeout of {} ms (SCORING_TIMEOUT_MS): "
@@ -119,10 +129,12 @@ void on_deadline_tick(uv_timer_t* timer) {
                              "below. The client got the scoring-timeout answer; worker {} stops taking requests "
                              "and a new worker replaces it.",
                              kStuckGraceNs / 1000000, io->scoring_timeout_ms, getpid()));
-  if (io->dev) {
+  if (want_stack) {
     // This thread takes no signals: it writes the stacks itself (the Python thread's shows the native
-    // call's line), then answers with them. The job is abandoned already, so run() cannot answer.
-    answer_abandoned_job(job, message, 500, true, stack_detail("ScoringTimeout", dump_stacks_now()));
+    // call's line), then answers (with them under --dev). The job is abandoned already, so run() cannot.
+    std::string stack = dump_stacks_now();
+    save_timed_out(*job, stack);
+    answer_abandoned_job(job, message, 500, true, io->dev ? stack_detail("ScoringTimeout", stack) : std::string());
   } else {
     // Then the stacks: faulthandler, on the Python thread, shows the line of the native call. Not before
     // the answer: its signal interrupts a blocking call, and run() might then unwind and answer itself.
@@ -172,10 +184,12 @@ void watch_deadlines() {
 void on_timed_out(uv_signal_t*, int) {
   if (Job* job = abandon_running_job(nullptr)) {
     std::string stack;
-    // --dev: the stacks the arbiter's kSignalDumpStacks had written (it is sent just before this one), in
-    // the answer; the worker is killed a second after them.
-    if (io->dev) stack = wait_for_stack_dump(job->started_ns.load(), kKillAfterDumpWaitNs);
-    answer_abandoned_job(job, worker_timeout_message(), 500, true, stack_detail("WorkerTimeout", stack));
+    // --dev, --capture: the stacks the arbiter's kSignalDumpStacks had written (it is sent just before this
+    // one), in the answer and the capture; the worker is killed a second after them.
+    if (io->dev || !io->capture_dir.empty()) stack = wait_for_stack_dump(job->started_ns.load(), kKillAfterDumpWaitNs);
+    save_timed_out(*job, stack);
+    answer_abandoned_job(job, worker_timeout_message(), 500, true,
+                         io->dev ? stack_detail("WorkerTimeout", stack) : std::string());
   }
   leave_after_worker_timeout();
 }

@@ -53,6 +53,7 @@ void apply_config(const Config& config) {
   io->worker_timeout_s = s.worker_timeout_s;
   io->server_version = config.server_version;
   io->dev = s.dev;
+  io->capture_dir = s.capture_dir;
   io->load_failure = config.load_failure;
   if (config.cors_origins) io->cors = http::CorsPolicy::parse(*config.cors_origins);
 }

@@ -176,6 +176,7 @@ struct Io {
   // Non-empty once the Python thread will not take another job (refuse_waiting_jobs): why, for the 503.
   std::string python_unavailable;
   bool dev = false;  // --dev: a failed run()'s detail goes into its answer
+  std::string capture_dir;  // --capture: where a timed-out request is saved; empty: not saved
   // Non-empty when the script failed to load and the worker serves anyway (--reload): the JSON body of
   // the 503 that /score and /swagger.json answer until an edit reloads the workers.
   std::string load_failure;

@@ -172,6 +172,9 @@ void join_io();
 void install_crash_responder(JobQueue& queue, const std::vector<int>& listen_fds);
 // Puts faulthandler's handlers back (in a process the script forked: the client is the parent's).
 void forget_crash_responder();
+// --capture: the capture a fatal signal writes while run() works on this request; null when none.
+struct PreparedCapture;
+void arm_crash_capture(const PreparedCapture* capture);
 // Makes the stack dump of kSignalDumpStacks one block in the log (after boot, over faulthandler's).
 void gather_stack_dumps();
 // --dev's timeout answers carry the Python stacks. dump_stacks_now: the stacks, written to the log as a

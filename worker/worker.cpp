@@ -13,6 +13,7 @@
 
 #include "../base/base.h"
 #include "../log/log.h"
+#include "capture.h"
 #include "jobs.h"
 #include "settings.h"
 
@@ -66,8 +67,25 @@ bool wait_for_room(JobQueue& queue, Job& job, size_t next) {
   return !gone();
 }
 
+// --capture: the request is rendered before run() so that a crash can save it; after run(), a raised
+// exception (the scoring timeout's included) saves it with its traceback.
+void capture_if_failed(const Job& job) {
+  const bridge::ScoreResponse& response = job.response;
+  if (!response.run_function_failed || response.error_message.empty()) return;
+  bool timed_out = response.error_message.rfind("Scoring timeout", 0) == 0;
+  CapturedRequest captured = captured_request(job, timed_out ? "timeout" : "exception", response.status);
+  captured.traceback = traceback_of(response.failure_detail);
+  save_capture(config().settings.capture_dir, captured);
+}
+
 void run_job(Slot& slot, JobQueue& queue, Job* job) {
   const http::Request& r = job->request;
+  const std::string& capture_dir = config().settings.capture_dir;
+  static PreparedCapture crash_capture;
+  if (!capture_dir.empty()) {
+    prepare_crash_capture(capture_dir, captured_request(*job, "crash", 500), crash_capture);
+    arm_crash_capture(&crash_capture);
+  }
   bridge::ScoreRequest request;
   request.method = r.method;
   request.target = r.target;
@@ -85,6 +103,10 @@ void run_job(Slot& slot, JobQueue& queue, Job* job) {
   slot.run_started_ns.store(started, std::memory_order_relaxed);
   bridge::score(request, job->response);
   slot.run_started_ns.store(0, std::memory_order_relaxed);
+  if (!capture_dir.empty()) {
+    arm_crash_capture(nullptr);
+    capture_if_failed(*job);
+  }
   slot.requests_served.fetch_add(1, std::memory_order_relaxed);
   job->handled_ms = static_cast<double>(base::monotonic_ns() - started) / 1e6;
   if (!job->response.streamed) {
@@ -190,6 +212,7 @@ void run(const Options& options) {
     return reporting;
   };
   boot.failure_detail = options.settings.dev || !options.settings.capture_dir.empty();
+  if (!options.settings.capture_dir.empty()) prune_captures(options.settings.capture_dir);
   boot.keep_load_failure = options.settings.serve_load_failure;
   bridge::BootOutcome booted = bridge::boot(boot);
   if (booted == bridge::BootOutcome::failed) {

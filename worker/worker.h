@@ -114,4 +114,17 @@ constexpr int kSignalAnswerTimedOut = SIGUSR2;
 // Runs the worker in the calling (freshly forked) process; never returns.
 [[noreturn]] void run(const Options& options);
 
+// --replay FILE: one request (a file --capture saved, or a plain JSON body for POST /score) through a
+// worker's input path in this process, without HTTP; the answer on stdout. Returns the exit code: 0 when
+// run() returned, 1 when it raised, 2 for a file that cannot be replayed, 3 when the script fails to load.
+struct ReplayOptions {
+  std::string file;
+  bool pdb = false;  // --pdb: stop in pdb where run() raised
+  std::string interpreter;
+  std::string default_interpreter;
+  std::string package_dir;
+  int server_port = 0;  // SERVER_PORT, for the raw request's environ
+};
+int replay(const ReplayOptions& options);
+
 }  // namespace worker

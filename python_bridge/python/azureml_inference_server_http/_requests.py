@@ -118,6 +118,8 @@ def log_exception(error):
 
 # Set at boot for --dev and --capture: log_run_exception then returns the failure as data (_failure.failure_detail).
 want_failure_detail = False
+# Set at boot for --replay --pdb: log_run_exception then stops in pdb where run() raised.
+post_mortem = False
 
 
 def log_run_exception(error, scoring_timeout_ms):
@@ -138,6 +140,10 @@ def log_run_exception(error, scoring_timeout_ms):
     if getattr(error, "_scoring_timeout", False):
         logger.warning("run() was stopped at the scoring timeout of %s ms. If it needs longer, raise "
                        "SCORING_TIMEOUT_MS (milliseconds, in the environment or config.json).", scoring_timeout_ms)
+    if post_mortem:
+        from . import _replay
+
+        _replay.post_mortem(error.__traceback__)
     if want_failure_detail:
         from ._failure import failure_detail
 
