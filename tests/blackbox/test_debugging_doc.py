@@ -4,11 +4,12 @@ import json
 import os
 import re
 import socket
+import subprocess
 
 import pytest
 
 from bb_http import request
-from conftest import REPO
+from conftest import REPO, binary_path
 
 PAGE = os.path.join(REPO, "docs", "debugging.md")
 EXAMPLE = os.path.join(REPO, "docs", "examples", "sum_values.py")
@@ -127,3 +128,26 @@ def test_no_debugger_listening(server, page):
     line = [ln for ln in as_shown(s.stdout(), port=port, shown_port=5678).splitlines() if "no debugger listens" in ln]
     assert len(line) == 1, s.stdout()
     assert_shown(page, line[0])
+
+
+def test_capture_and_replay(server, page, tmp_path):
+    folder = tmp_path / "captures"
+    s = server.start(EXAMPLE, args=["--dev", "--capture", str(folder)])
+    r = request(s.port, "POST", "/score", headers={"Content-Type": "application/json"}, body='{"values": [1, 2]}')
+    assert r.status == 500
+    m = s.wait_for_log(r"^.* E \[\d+\] azmlinfsrv - Saved the failed request to .*$")
+    name = next(p for p in os.listdir(folder) if p != "latest.json")
+    shown = as_shown(m.group(0), s.script, "/path/to/sum_values.py").replace(str(folder), "/path/to/captures")
+    shown = shown.replace(name, "20261203T164512.123Z-5d7c0b5e.json")
+    assert_shown(page, shown)
+    done = subprocess.run([binary_path(), "--entry_script", EXAMPLE, "--replay", str(folder / "latest.json"), "--pdb"],
+                          input=b"p data\nq\n", capture_output=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    pdb_lines = done.stderr.decode().replace(EXAMPLE, "/path/to/sum_values.py")
+    # What a terminal shows: each command typed after its prompt (the test's stdin is not echoed).
+    transcript = pdb_lines[pdb_lines.index("> /path/to/sum_values.py"):]
+    parts = transcript.split("(Pdb) ")
+    typed = iter(["p data", "q"])
+    shown = parts[0] + "".join(f"(Pdb) {next(typed)}\n{part}" for part in parts[1:3])
+    assert_shown(page, "```\n" + shown.rstrip("\n") + "\n```")
+    assert_shown(page, "```\n" + done.stdout.decode().replace("\r\n", "\n").rstrip("\n") + "\n```")
