@@ -1,5 +1,6 @@
-// The capture file format (capture.h): written with the server's JSON string escaping, read with
-// RapidJSON, bodies that are not UTF-8 in base64.
+// The capture file format (capture.h): written with the server's JSON string escaping, read with the
+// small JSON reader below (what a capture holds: objects, arrays, strings, numbers), bodies that are not
+// UTF-8 in base64.
 #include "capture.h"
 
 #include <dirent.h>
@@ -13,9 +14,6 @@
 
 #include <algorithm>
 #include <cerrno>
-
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <fmt/format.h>
 
@@ -55,12 +53,200 @@ void add_string(std::string& out, std::string_view name, std::string_view value)
   out += '"';
 }
 
-const rapidjson::Value* member(const rapidjson::Value& object, const char* name) {
-  auto it = object.FindMember(name);
-  return it == object.MemberEnd() ? nullptr : &it->value;
+// ---- reading JSON -------------------------------------------------------------------------------------
+
+struct Json {
+  enum class Kind { null, boolean, number, string, array, object } kind = Kind::null;
+  std::string text;  // a string's value, UTF-8
+  std::vector<Json> items;
+  std::vector<std::pair<std::string, Json>> members;
+
+  bool is_string() const { return kind == Kind::string; }
+  bool is_array() const { return kind == Kind::array; }
+  bool is_object() const { return kind == Kind::object; }
+};
+
+// RFC 8259, strictly: one value, whitespace around it, nesting at most 64 deep.
+class JsonReader {
+ public:
+  explicit JsonReader(std::string_view text) : s_(text) {}
+
+  bool read(Json& out) {
+    if (!value(out, 0)) return false;
+    skip_space();
+    return i_ == s_.size();
+  }
+
+ private:
+  void skip_space() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+
+  bool literal(std::string_view word) {
+    if (s_.substr(i_, word.size()) != word) return false;
+    i_ += word.size();
+    return true;
+  }
+
+  bool value(Json& out, int depth) {
+    if (depth > 64) return false;
+    skip_space();
+    if (i_ >= s_.size()) return false;
+    char c = s_[i_];
+    if (c == '{') return object(out, depth);
+    if (c == '[') return array(out, depth);
+    if (c == '"') {
+      out.kind = Json::Kind::string;
+      return string(out.text);
+    }
+    if (c == 't' || c == 'f') {
+      out.kind = Json::Kind::boolean;
+      return literal(c == 't' ? "true" : "false");
+    }
+    if (c == 'n') return literal("null");
+    return number(out);
+  }
+
+  bool number(Json& out) {
+    size_t start = i_;
+    if (i_ < s_.size() && s_[i_] == '-') ++i_;
+    size_t digits = i_;
+    while (i_ < s_.size() && ((s_[i_] >= '0' && s_[i_] <= '9') || s_[i_] == '.' || s_[i_] == 'e' || s_[i_] == 'E' ||
+                              ((s_[i_] == '+' || s_[i_] == '-') && (s_[i_ - 1] == 'e' || s_[i_ - 1] == 'E'))))
+      ++i_;
+    if (i_ == digits || s_[digits] < '0' || s_[digits] > '9') return false;
+    out.kind = Json::Kind::number;
+    out.text = std::string(s_.substr(start, i_ - start));
+    return true;
+  }
+
+  bool hex4(uint32_t& cp) {
+    if (i_ + 4 > s_.size()) return false;
+    cp = 0;
+    for (int k = 0; k < 4; ++k) {
+      char h = s_[i_++];
+      cp <<= 4;
+      if (h >= '0' && h <= '9') cp |= static_cast<uint32_t>(h - '0');
+      else if (h >= 'a' && h <= 'f') cp |= static_cast<uint32_t>(h - 'a' + 10);
+      else if (h >= 'A' && h <= 'F') cp |= static_cast<uint32_t>(h - 'A' + 10);
+      else return false;
+    }
+    return true;
+  }
+
+  static void append_utf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xc0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xe0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+      out += static_cast<char>(0x80 | (cp & 0x3f));
+    } else {
+      out += static_cast<char>(0xf0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+      out += static_cast<char>(0x80 | (cp & 0x3f));
+    }
+  }
+
+  bool string(std::string& out) {
+    ++i_;  // the opening quote
+    while (i_ < s_.size()) {
+      char c = s_[i_++];
+      if (c == '"') return true;
+      if (static_cast<unsigned char>(c) < 0x20) return false;
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (i_ >= s_.size()) return false;
+      char e = s_[i_++];
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          uint32_t cp;
+          if (!hex4(cp)) return false;
+          if (cp >= 0xd800 && cp <= 0xdbff && s_.substr(i_, 2) == "\\u") {  // a surrogate pair
+            size_t back = i_;
+            i_ += 2;
+            uint32_t low;
+            if (hex4(low) && low >= 0xdc00 && low <= 0xdfff) cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+            else i_ = back;
+          }
+          append_utf8(out, cp);
+          break;
+        }
+        default: return false;
+      }
+    }
+    return false;
+  }
+
+  bool array(Json& out, int depth) {
+    ++i_;
+    out.kind = Json::Kind::array;
+    skip_space();
+    if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
+    for (;;) {
+      out.items.emplace_back();
+      if (!value(out.items.back(), depth + 1)) return false;
+      skip_space();
+      if (i_ >= s_.size()) return false;
+      char c = s_[i_++];
+      if (c == ']') return true;
+      if (c != ',') return false;
+    }
+  }
+
+  bool object(Json& out, int depth) {
+    ++i_;
+    out.kind = Json::Kind::object;
+    skip_space();
+    if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
+    for (;;) {
+      skip_space();
+      if (i_ >= s_.size() || s_[i_] != '"') return false;
+      out.members.emplace_back();
+      if (!string(out.members.back().first)) return false;
+      skip_space();
+      if (i_ >= s_.size() || s_[i_++] != ':') return false;
+      if (!value(out.members.back().second, depth + 1)) return false;
+      skip_space();
+      if (i_ >= s_.size()) return false;
+      char c = s_[i_++];
+      if (c == '}') return true;
+      if (c != ',') return false;
+    }
+  }
+
+  std::string_view s_;
+  size_t i_ = 0;
+};
+
+// An object read from text; nullopt when the text is not one JSON object.
+std::optional<Json> read_object(std::string_view text) {
+  Json doc;
+  if (!JsonReader(text).read(doc) || !doc.is_object()) return std::nullopt;
+  return doc;
 }
 
-std::string text_of(const rapidjson::Value& v) { return std::string(v.GetString(), v.GetStringLength()); }
+// The last member of that name, as Python's json.loads keeps the last of duplicates.
+const Json* member(const Json& object, std::string_view name) {
+  const Json* found = nullptr;
+  for (const auto& [key, value] : object.members)
+    if (key == name) found = &value;
+  return found;
+}
 
 }  // namespace
 
@@ -143,10 +329,9 @@ std::string capture_json(const CapturedRequest& r) {
 
 ReplayInput read_replay_input(std::string_view text) {
   ReplayInput input;
-  rapidjson::Document doc;
-  doc.Parse(text.data(), text.size());
-  const rapidjson::Value* format = !doc.HasParseError() && doc.IsObject() ? member(doc, "format") : nullptr;
-  if (!format || !format->IsString() || text_of(*format) != kCaptureFormat) {
+  std::optional<Json> parsed = read_object(text);
+  const Json* format = parsed ? member(*parsed, "format") : nullptr;
+  if (!format || !format->is_string() || format->text != kCaptureFormat) {
     input.request.method = "POST";
     input.request.path = "/score";
     input.request.headers = {{"Content-Type", "application/json"}};
@@ -154,18 +339,19 @@ ReplayInput read_replay_input(std::string_view text) {
     return input;
   }
   input.is_capture = true;
+  const Json& doc = *parsed;
   CapturedRequest& r = input.request;
   auto text_field = [&](const char* name, std::string& into, bool required) {
-    const rapidjson::Value* v = member(doc, name);
+    const Json* v = member(doc, name);
     if (!v) {
       if (required && input.error.empty()) input.error = fmt::format("the field \"{}\" is missing", name);
       return;
     }
-    if (!v->IsString()) {
+    if (!v->is_string()) {
       if (input.error.empty()) input.error = fmt::format("the field \"{}\" must be a string", name);
       return;
     }
-    into = text_of(*v);
+    into = v->text;
   };
   text_field("method", r.method, true);
   text_field("path", r.path, true);
@@ -176,27 +362,28 @@ ReplayInput read_replay_input(std::string_view text) {
   text_field("traceback", r.traceback, false);
   if (input.error.empty() && (r.path.empty() || r.path[0] != '/'))
     input.error = "the field \"path\" must start with '/' (\"/score\")";
-  if (const rapidjson::Value* headers = member(doc, "headers")) {
-    bool pairs = headers->IsArray();
-    for (auto it = pairs ? headers->Begin() : nullptr; pairs && it != headers->End(); ++it) {
-      if (!it->IsArray() || it->Size() != 2 || !(*it)[0].IsString() || !(*it)[1].IsString()) {
+  if (const Json* headers = member(doc, "headers")) {
+    bool pairs = headers->is_array();
+    for (size_t k = 0; pairs && k < headers->items.size(); ++k) {
+      const Json& pair = headers->items[k];
+      if (!pair.is_array() || pair.items.size() != 2 || !pair.items[0].is_string() || !pair.items[1].is_string()) {
         pairs = false;
         break;
       }
-      r.headers.emplace_back(text_of((*it)[0]), text_of((*it)[1]));
+      r.headers.emplace_back(pair.items[0].text, pair.items[1].text);
     }
     if (!pairs && input.error.empty())
       input.error = "the field \"headers\" must be a list of [name, value] pairs of strings";
   }
-  const rapidjson::Value* body = member(doc, "body");
-  const rapidjson::Value* body64 = member(doc, "body_base64");
+  const Json* body = member(doc, "body");
+  const Json* body64 = member(doc, "body_base64");
   if (body && body64) {
     if (input.error.empty()) input.error = "the fields \"body\" and \"body_base64\" are both there; keep one";
   } else if (body) {
-    if (body->IsString()) r.body = text_of(*body);
+    if (body->is_string()) r.body = body->text;
     else if (input.error.empty()) input.error = "the field \"body\" must be a string";
   } else if (body64) {
-    std::optional<std::string> bytes = body64->IsString() ? base64_decode(text_of(*body64)) : std::nullopt;
+    std::optional<std::string> bytes = body64->is_string() ? base64_decode(body64->text) : std::nullopt;
     if (bytes) r.body = std::move(*bytes);
     else if (input.error.empty()) input.error = "the field \"body_base64\" must be a base64 string";
   }
@@ -279,10 +466,9 @@ CapturedRequest captured_request(const Job& job, std::string_view failure, int s
 }
 
 std::string traceback_of(std::string_view failure_detail) {
-  rapidjson::Document doc;
-  doc.Parse(failure_detail.data(), failure_detail.size());
-  const rapidjson::Value* tb = !doc.HasParseError() && doc.IsObject() ? member(doc, "traceback") : nullptr;
-  return tb && tb->IsString() ? text_of(*tb) : std::string();
+  std::optional<Json> detail = read_object(failure_detail);
+  const Json* tb = detail ? member(*detail, "traceback") : nullptr;
+  return tb && tb->is_string() ? tb->text : std::string();
 }
 
 void save_capture(const std::string& dir, const CapturedRequest& request) {

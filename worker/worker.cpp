@@ -219,6 +219,7 @@ void run(const Options& options) {
     finish_boot_failure(*table, reporting);
     _exit(kExitBootFailed);
   }
+  if (booted == bridge::BootOutcome::load_failed && reporting) finish_boot_failure(*table, true);
   // After boot: config.json, which the boot read, may set the CORS origins.
   Config config = read_config(options, bridge::cors_origins());
   if (booted == bridge::BootOutcome::load_failed) config.load_failure = bridge::load_failure();

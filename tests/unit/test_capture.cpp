@@ -162,3 +162,20 @@ TEST_CASE("a folder keeps the last 100 captures, latest.json the newest") {
   std::string cleanup = "rm -rf " + dir;
   CHECK(system(cleanup.c_str()) == 0);
 }
+
+TEST_CASE("the capture reader takes JSON's escapes and refuses what is not one JSON object") {
+  std::string head = "{\"format\": \"azmlinfsrv-capture/1\", \"method\": \"POST\", \"path\": \"/score\", ";
+  worker::ReplayInput in = read_replay_input(head + "\"body\": \"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\\\ \\/ \\n\\t\"}");
+  REQUIRE(in.error.empty());
+  CHECK(in.request.body == "caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\" \\ / \n\t");
+  // Python's json.loads keeps the last of duplicate keys; so does the reader.
+  CHECK(read_replay_input(head + "\"body\": \"a\", \"body\": \"b\"}").request.body == "b");
+  CHECK(read_replay_input(head + "\"status\": -1.5e+3, \"x\": [true, false, null, {}], \"body\": \"\"}").error.empty());
+  // Not one JSON object (trailing text, a raw control character, too deep): a plain body, as sent.
+  for (std::string text : {head + "\"body\": \"\"} extra", head + "\"body\": \"a\nb\"}",
+                           std::string(100, '[') + std::string(100, ']'), std::string("{\"format\": ")}) {
+    worker::ReplayInput plain = read_replay_input(text);
+    CHECK(!plain.is_capture);
+    CHECK(plain.request.body == text);
+  }
+}
