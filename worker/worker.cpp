@@ -231,8 +231,7 @@ void run(const Options& options) {
   install_crash_responder(queue, listeners);
   gather_stack_dumps();
 
-  start_io(options, queue);
-  slot.state.store(SlotState::ready);
+  // Said before the I/O thread starts: once it runs it may answer requests, whose lines must follow this one.
   if (booted == bridge::BootOutcome::load_failed)
     logline::write(logline::Stream::out, logline::Level::warning, "azmlinfsrv",
                    fmt::format("Worker with pid {} is up without the script (it failed to load): /score answers "
@@ -241,6 +240,8 @@ void run(const Options& options) {
   else
     logline::write(logline::Stream::out, logline::Level::info, "azmlinfsrv",
                    fmt::format("Worker with pid {} ready for serving traffic", getpid()));
+  start_io(options, queue);
+  slot.state.store(SlotState::ready);
 
   serve_jobs(slot, queue);
   join_io();
