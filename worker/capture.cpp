@@ -58,8 +58,8 @@ void add_string(std::string& out, std::string_view name, std::string_view value)
 struct Json {
   enum class Kind { null, boolean, number, string, array, object } kind = Kind::null;
   std::string text;  // a string's value, UTF-8
-  std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;
+  std::vector<Json> items;      // an array's; an object's values
+  std::vector<std::string> keys;  // an object's, in the order of its values in items
 
   bool is_string() const { return kind == Kind::string; }
   bool is_array() const { return kind == Kind::array; }
@@ -216,11 +216,12 @@ class JsonReader {
     for (;;) {
       skip_space();
       if (i_ >= s_.size() || s_[i_] != '"') return false;
-      out.members.emplace_back();
-      if (!string(out.members.back().first)) return false;
+      out.keys.emplace_back();
+      if (!string(out.keys.back())) return false;
       skip_space();
       if (i_ >= s_.size() || s_[i_++] != ':') return false;
-      if (!value(out.members.back().second, depth + 1)) return false;
+      out.items.emplace_back();
+      if (!value(out.items.back(), depth + 1)) return false;
       skip_space();
       if (i_ >= s_.size()) return false;
       char c = s_[i_++];
@@ -243,8 +244,8 @@ std::optional<Json> read_object(std::string_view text) {
 // The last member of that name, as Python's json.loads keeps the last of duplicates.
 const Json* member(const Json& object, std::string_view name) {
   const Json* found = nullptr;
-  for (const auto& [key, value] : object.members)
-    if (key == name) found = &value;
+  for (size_t k = 0; k < object.keys.size(); ++k)
+    if (object.keys[k] == name) found = &object.items[k];
   return found;
 }
 
